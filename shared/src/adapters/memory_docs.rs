@@ -1,0 +1,185 @@
+//! In-memory doc store: per-room update log, awareness and compaction lock, plus a broadcast
+//! channel per room standing in for Redis pub/sub.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::ports::{
+    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, StoreError, StoreResult,
+};
+
+#[derive(Default)]
+pub struct MemoryDocStore {
+    rooms: Mutex<HashMap<String, Room>>,
+}
+
+#[derive(Default)]
+struct Room {
+    /// (sequence number, update), oldest first.
+    log: Vec<(u64, Vec<u8>)>,
+    next_seq: u64,
+    awareness: HashMap<String, AwarenessEntry>,
+    lock: Option<(String, Instant)>,
+    epoch: bool,
+    relay: Option<broadcast::Sender<Vec<u8>>>,
+}
+
+fn position(seq: u64) -> LogPosition {
+    LogPosition(seq.to_string())
+}
+
+fn parse_position(p: &LogPosition) -> StoreResult<u64> {
+    p.0.parse()
+        .map_err(|_| StoreError::Corrupt(format!("not an in-memory log position: {p}")))
+}
+
+impl MemoryDocStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Subscribes to everything published on a room's channel (the stand-in for Redis SUBSCRIBE).
+    pub fn subscribe(&self, room: &str) -> StoreResult<broadcast::Receiver<Vec<u8>>> {
+        self.with_room(room, |r| {
+            Ok(r.relay
+                .get_or_insert_with(|| broadcast::channel(1024).0)
+                .subscribe())
+        })
+    }
+
+    /// Drops every room's data, as a Redis flush or failover would (invariant 6 tests).
+    pub fn flush(&self) -> StoreResult<()> {
+        self.rooms
+            .lock()
+            .map_err(|_| StoreError::Backend("doc store lock poisoned".into()))?
+            .clear();
+        Ok(())
+    }
+
+    fn with_room<T>(&self, room: &str, f: impl FnOnce(&mut Room) -> StoreResult<T>) -> StoreResult<T> {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .map_err(|_| StoreError::Backend("doc store lock poisoned".into()))?;
+        f(rooms.entry(room.to_string()).or_default())
+    }
+
+    fn relay(room: &mut Room, message: &[u8]) {
+        if let Some(tx) = &room.relay {
+            // No subscriber is not an error: publishing is fire-and-forget, as in Redis.
+            let _ = tx.send(message.to_vec());
+        }
+    }
+}
+
+#[async_trait]
+impl DocStore for MemoryDocStore {
+    async fn append(&self, room: &str, update: &[u8], relay: &[u8]) -> StoreResult<Appended> {
+        self.with_room(room, |r| {
+            let seq = r.next_seq;
+            r.next_seq += 1;
+            r.log.push((seq, update.to_vec()));
+            Self::relay(r, relay);
+            Ok(Appended {
+                position: position(seq),
+                entries: r.log.len(),
+                bytes: r.log.iter().map(|(_, u)| u.len()).sum(),
+            })
+        })
+    }
+
+    async fn read_log(&self, room: &str) -> StoreResult<LogRead> {
+        self.with_room(room, |r| {
+            Ok(LogRead {
+                updates: r.log.iter().map(|(_, u)| u.clone()).collect(),
+                last: r.log.last().map(|(s, _)| position(*s)),
+            })
+        })
+    }
+
+    async fn trim_log(&self, room: &str, upto: &LogPosition) -> StoreResult<()> {
+        let upto = parse_position(upto)?;
+        self.with_room(room, |r| {
+            r.log.retain(|(seq, _)| *seq > upto);
+            Ok(())
+        })
+    }
+
+    async fn put_awareness(&self, room: &str, entry: AwarenessEntry) -> StoreResult<()> {
+        self.with_room(room, |r| {
+            let merged = match r.awareness.remove(&entry.connection_id) {
+                Some(previous) => merge_awareness(previous, entry),
+                None => entry,
+            };
+            r.awareness.insert(merged.connection_id.clone(), merged);
+            Ok(())
+        })
+    }
+
+    async fn awareness(&self, room: &str) -> StoreResult<Vec<AwarenessEntry>> {
+        self.with_room(room, |r| {
+            let mut entries: Vec<_> = r.awareness.values().cloned().collect();
+            entries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+            Ok(entries)
+        })
+    }
+
+    async fn remove_awareness(
+        &self,
+        room: &str,
+        connection_id: &str,
+    ) -> StoreResult<Option<AwarenessEntry>> {
+        self.with_room(room, |r| Ok(r.awareness.remove(connection_id)))
+    }
+
+    async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()> {
+        self.with_room(room, |r| {
+            Self::relay(r, message);
+            Ok(())
+        })
+    }
+
+    async fn try_lock(&self, room: &str, ttl_ms: u64) -> StoreResult<Option<LockToken>> {
+        self.with_room(room, |r| {
+            let now = Instant::now();
+            if matches!(&r.lock, Some((_, until)) if *until > now) {
+                return Ok(None);
+            }
+            let token = format!("{:016x}", rand::random::<u64>());
+            r.lock = Some((token.clone(), now + Duration::from_millis(ttl_ms)));
+            Ok(Some(LockToken(token)))
+        })
+    }
+
+    async fn unlock(&self, room: &str, token: &LockToken) -> StoreResult<()> {
+        self.with_room(room, |r| {
+            if matches!(&r.lock, Some((held, _)) if *held == token.0) {
+                r.lock = None;
+            }
+            Ok(())
+        })
+    }
+
+    async fn ensure_epoch(&self, room: &str) -> StoreResult<bool> {
+        self.with_room(room, |r| Ok(std::mem::replace(&mut r.epoch, true)))
+    }
+}
+
+/// Keeps the newest update and clock per client, and every client id the connection ever spoke for.
+pub(crate) fn merge_awareness(previous: AwarenessEntry, newer: AwarenessEntry) -> AwarenessEntry {
+    let mut clients = previous.clients;
+    for (id, clock) in newer.clients {
+        match clients.iter_mut().find(|(known, _)| *known == id) {
+            Some(entry) => entry.1 = entry.1.max(clock),
+            None => clients.push((id, clock)),
+        }
+    }
+    AwarenessEntry {
+        connection_id: newer.connection_id,
+        clients,
+        update: newer.update,
+    }
+}

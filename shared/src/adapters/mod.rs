@@ -1,0 +1,19 @@
+//! Embedded adapters: the local server's default backends, held to the same conformance suites as
+//! the AWS / Redis ones.
+mod fs_snapshots;
+mod memory_connections;
+mod memory_docs;
+
+pub use fs_snapshots::FsSnapshotStore;
+pub use memory_connections::MemoryConnectionStore;
+pub use memory_docs::MemoryDocStore;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (for record expiry).
+pub fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,167 @@
+//! Configuration, read once from environment variables (documented defaults in the README).
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// API Gateway's limit on one WebSocket message (128 KB).
+pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Everything ylambda reads from its environment. Binaries read it once at start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `YLAMBDA_LISTEN`: where `ylambda dev` listens.
+    pub listen: String,
+    /// `YLAMBDA_DATA_DIR`: where the filesystem snapshot store keeps one file per room.
+    pub data_dir: PathBuf,
+    /// `YLAMBDA_MAX_MESSAGE_BYTES`: the largest WebSocket message accepted or sent (API Gateway: 128 KB).
+    pub max_message_bytes: usize,
+    /// `YLAMBDA_IDLE_TIMEOUT_SECS`: a connection with no traffic for this long is closed (API Gateway: 10 min).
+    pub idle_timeout: Duration,
+    /// `YLAMBDA_MAX_CONNECTION_SECS`: a connection is closed after this long (API Gateway: 2 h).
+    pub max_connection: Duration,
+    /// `YLAMBDA_COMPACT_LOG_BYTES`: compact a room when its update log passes this many bytes.
+    pub compact_log_bytes: usize,
+    /// `YLAMBDA_COMPACT_LOG_ENTRIES`: compact a room when its update log passes this many entries.
+    pub compact_log_entries: usize,
+    /// `YLAMBDA_CONNECTION_TTL_SECS`: lifetime of connection records whose `$disconnect` never runs.
+    pub connection_ttl: Duration,
+    /// `YLAMBDA_FANOUT_CONCURRENCY`: how many posts one broadcast has in flight at once.
+    pub fanout_concurrency: usize,
+    /// `YLAMBDA_MANAGEMENT_ENDPOINT`: where posts to connections go. Default: derived from each
+    /// event, `https://{domainName}/{stage}`, as on AWS; set it for local emulators.
+    pub management_endpoint: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:4001".to_string(),
+            data_dir: PathBuf::from("./.ylambda"),
+            max_message_bytes: API_GATEWAY_MAX_MESSAGE_BYTES,
+            idle_timeout: Duration::from_secs(600),
+            max_connection: Duration::from_secs(7200),
+            compact_log_bytes: 1024 * 1024,
+            compact_log_entries: 1000,
+            // A connection lives at most 2 h; ten more minutes covers clock skew and slow cleanup.
+            connection_ttl: Duration::from_secs(7800),
+            fanout_concurrency: 32,
+            management_endpoint: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(v) = lookup("YLAMBDA_LISTEN") {
+            config.listen = v;
+        }
+        if let Some(v) = lookup("YLAMBDA_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        config.management_endpoint = lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(value) => match value.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    Ok(_) => Err(ConfigError::Invalid {
+                        name,
+                        value,
+                        reason: "must be greater than zero".into(),
+                    }),
+                    Err(e) => Err(ConfigError::Invalid {
+                        name,
+                        value,
+                        reason: e.to_string(),
+                    }),
+                },
+            }
+        };
+        config.max_message_bytes =
+            number("YLAMBDA_MAX_MESSAGE_BYTES", config.max_message_bytes as u64)? as usize;
+        config.idle_timeout = Duration::from_secs(number(
+            "YLAMBDA_IDLE_TIMEOUT_SECS",
+            config.idle_timeout.as_secs(),
+        )?);
+        config.max_connection = Duration::from_secs(number(
+            "YLAMBDA_MAX_CONNECTION_SECS",
+            config.max_connection.as_secs(),
+        )?);
+        config.compact_log_bytes =
+            number("YLAMBDA_COMPACT_LOG_BYTES", config.compact_log_bytes as u64)? as usize;
+        config.compact_log_entries =
+            number("YLAMBDA_COMPACT_LOG_ENTRIES", config.compact_log_entries as u64)? as usize;
+        config.connection_ttl = Duration::from_secs(number(
+            "YLAMBDA_CONNECTION_TTL_SECS",
+            config.connection_ttl.as_secs(),
+        )?);
+        config.fanout_concurrency =
+            number("YLAMBDA_FANOUT_CONCURRENCY", config.fanout_concurrency as u64)? as usize;
+        if config.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "YLAMBDA_MAX_MESSAGE_BYTES",
+                value: config.max_message_bytes.to_string(),
+                reason: "must be at least 1024".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_api_gateway() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.max_message_bytes, 131072);
+        assert_eq!(c.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.max_connection, Duration::from_secs(7200));
+        assert_eq!(c.listen, "127.0.0.1:4001");
+    }
+
+    #[test]
+    fn overrides_are_read() {
+        let c = from(&[
+            ("YLAMBDA_IDLE_TIMEOUT_SECS", "5"),
+            ("YLAMBDA_DATA_DIR", "/tmp/x"),
+        ])
+        .unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_numbers_fail_loudly() {
+        let e = from(&[("YLAMBDA_IDLE_TIMEOUT_SECS", "ten")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_IDLE_TIMEOUT_SECS"));
+        assert!(from(&[("YLAMBDA_FANOUT_CONCURRENCY", "0")]).is_err());
+        assert!(from(&[("YLAMBDA_MAX_MESSAGE_BYTES", "10")]).is_err());
+    }
+}

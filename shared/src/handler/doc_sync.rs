@@ -1,0 +1,232 @@
+//! y-websocket frames: sync, updates, awareness.
+use yrs::updates::encoder::Encode;
+
+use super::{Handler, HandlerError, HandlerResult};
+use crate::doc::{self, split::split_update_v1, Validated};
+use crate::ports::{AwarenessEntry, Membership, Scope};
+use crate::protocol::transport::{self, max_binary_for_text};
+use crate::protocol::ywebsocket::{self, Incoming};
+
+/// Bytes a sync message adds around its payload (two tags and a length varint).
+const SYNC_MESSAGE_OVERHEAD: usize = 8;
+
+fn bad(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::BadRequest(e.to_string())
+}
+
+impl Handler {
+    pub(super) async fn on_doc_frame(
+        &self,
+        connection_id: &str,
+        endpoint: &str,
+        body: &str,
+    ) -> HandlerResult<()> {
+        let bytes = transport::decode_frame(body).map_err(bad)?;
+        let messages = ywebsocket::decode_messages(&bytes).map_err(bad)?;
+        // Validate every update of the frame before acting on any, so a bad frame is refused
+        // whole and never partly applied (invariant 4).
+        let mut checked = Vec::with_capacity(messages.len());
+        for message in messages {
+            let validated = match &message {
+                Incoming::SyncStep2(update) | Incoming::Update(update) => {
+                    Some(doc::validate_update(update).map_err(bad)?)
+                }
+                _ => None,
+            };
+            checked.push((message, validated));
+        }
+        let member = self.room_membership(connection_id).await?;
+        let Scope::Room(room) = &member.scope else {
+            return Err(bad("not a room membership"));
+        };
+        for (message, validated) in checked {
+            match message {
+                Incoming::SyncStep1(state_vector) => {
+                    self.answer_sync_step1(room, endpoint, connection_id, &state_vector.encode_v1())
+                        .await?
+                }
+                Incoming::SyncStep2(update) | Incoming::Update(update) => {
+                    if validated == Some(Validated::Content) {
+                        self.accept_update(&member, room, update).await?;
+                    }
+                }
+                Incoming::Awareness { update, encoded } => {
+                    let clients = update
+                        .clients
+                        .iter()
+                        .map(|(id, entry)| (id.get(), entry.clock))
+                        .collect();
+                    self.relay_awareness(room, connection_id, clients, encoded)
+                        .await?
+                }
+                Incoming::QueryAwareness => {
+                    let frames = self.awareness_frames(room).await?;
+                    self.reply(endpoint, connection_id, &frames).await?
+                }
+                Incoming::Auth(_) => {
+                    tracing::debug!(connection_id, "ignoring auth message from a client")
+                }
+                Incoming::Unknown(tag) => {
+                    tracing::debug!(connection_id, tag, "ignoring unknown message type")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The room this connection joined at `$connect`. `$default` events carry no query string,
+    /// so the membership record is the only place the room is known.
+    async fn room_membership(&self, connection_id: &str) -> HandlerResult<Membership> {
+        self.ports
+            .connections
+            .memberships_of(connection_id)
+            .await?
+            .into_iter()
+            .find(|m| matches!(m.scope, Scope::Room(_)))
+            .ok_or_else(|| {
+                bad("y-websocket message from a connection that joined no room (connect with ?room=NAME)")
+            })
+    }
+
+    /// Sync step 1: answer with what the client lacks (sync step 2, cut to fit the message limit),
+    /// the server's own sync step 1 (so the client sends what the server lacks), then the room's
+    /// awareness states.
+    async fn answer_sync_step1(
+        &self,
+        room: &str,
+        endpoint: &str,
+        connection_id: &str,
+        client_state_vector: &[u8],
+    ) -> HandlerResult<()> {
+        let had_epoch = self.ports.docs.ensure_epoch(room).await?;
+        let state = self.read_state(room).await?;
+        let document = |e: doc::DocError| HandlerError::Document {
+            room: room.to_string(),
+            reason: e.to_string(),
+        };
+        let missing = doc::diff(&state, client_state_vector).map_err(document)?;
+        let server_state_vector = doc::state_vector(&state).map_err(document)?;
+        let mut frames = Vec::new();
+        for piece in self.cut_to_fit(room, missing) {
+            frames.push(transport::encode_frame(&ywebsocket::encode_sync_step2(&piece)));
+        }
+        let server_step1 =
+            transport::encode_frame(&ywebsocket::encode_sync_step1(&server_state_vector));
+        frames.push(server_step1.clone());
+        frames.extend(self.awareness_frames(room).await?);
+        self.reply(endpoint, connection_id, &frames).await?;
+        if !had_epoch {
+            // The live store had no trace of this room. If other connections are in it, the store
+            // lost its data (failover, flush): ask each of them for what the server lacks
+            // (invariant 6). For a new room this finds only the caller and does nothing.
+            let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
+            if members.iter().any(|m| m.connection_id != connection_id) {
+                tracing::warn!(room, "live document data was lost: asking every connection to resend");
+                self.broadcast(&members, &server_step1, Some(connection_id)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts an update into valid pieces that each fit one message after base64.
+    fn cut_to_fit(&self, room: &str, update: Vec<u8>) -> Vec<Vec<u8>> {
+        let budget = max_binary_for_text(self.config.max_message_bytes) - SYNC_MESSAGE_OVERHEAD;
+        match split_update_v1(&update, budget) {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                // Sending it whole may still fail at the gateway, but the client keeps its own
+                // state and the server keeps the document: nothing is lost.
+                tracing::error!(room, error = %e, bytes = update.len(), "cannot cut state to fit the message limit");
+                vec![update]
+            }
+        }
+    }
+
+    /// An update from a client: append it to the log, then fan it out (invariant 1).
+    async fn accept_update(
+        &self,
+        member: &Membership,
+        room: &str,
+        update: Vec<u8>,
+    ) -> HandlerResult<()> {
+        if member.readonly {
+            tracing::debug!(connection_id = %member.connection_id, room, "dropping update from read-only connection");
+            return Ok(());
+        }
+        let relay = ywebsocket::encode_update(&update);
+        let appended = self.ports.docs.append(room, &update, &relay).await?;
+        let members = self.ports.connections.members(&member.scope).await?;
+        self.broadcast(
+            &members,
+            &transport::encode_frame(&relay),
+            Some(&member.connection_id),
+        )
+        .await?;
+        if appended.entries > self.config.compact_log_entries
+            || appended.bytes > self.config.compact_log_bytes
+        {
+            if let Err(e) = self.compact(room).await {
+                // The update is safe in the log; compaction is retried on the next append.
+                tracing::warn!(room, error = %e, "compaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Awareness goes to the whole room, the sender included: the y-websocket client reconnects
+    /// after ~30 s of silence, and its own echoed awareness is what a lone client hears.
+    async fn relay_awareness(
+        &self,
+        room: &str,
+        connection_id: &str,
+        clients: Vec<(u64, u32)>,
+        encoded: Vec<u8>,
+    ) -> HandlerResult<()> {
+        let message = ywebsocket::encode_awareness(&encoded);
+        self.ports
+            .docs
+            .put_awareness(
+                room,
+                AwarenessEntry {
+                    connection_id: connection_id.to_string(),
+                    clients,
+                    update: encoded,
+                },
+            )
+            .await?;
+        self.ports.docs.publish(room, &message).await?;
+        let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
+        self.broadcast(&members, &transport::encode_frame(&message), None)
+            .await?;
+        Ok(())
+    }
+
+    async fn awareness_frames(&self, room: &str) -> HandlerResult<Vec<String>> {
+        Ok(self
+            .ports
+            .docs
+            .awareness(room)
+            .await?
+            .iter()
+            .map(|entry| transport::encode_frame(&ywebsocket::encode_awareness(&entry.update)))
+            .collect())
+    }
+
+    /// A connection left a room: broadcast the removal of its awareness clients, and compact the
+    /// room if it was the last one.
+    pub(super) async fn leave_room(&self, room: &str, connection_id: &str) -> HandlerResult<()> {
+        let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
+        if let Some(entry) = self.ports.docs.remove_awareness(room, connection_id).await? {
+            if !entry.clients.is_empty() {
+                let message = ywebsocket::encode_awareness_removal(&entry.clients);
+                self.ports.docs.publish(room, &message).await?;
+                self.broadcast(&members, &transport::encode_frame(&message), Some(connection_id))
+                    .await?;
+            }
+        }
+        if members.iter().all(|m| m.connection_id == connection_id) {
+            self.compact(room).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Mapping between API Gateway WebSocket events and the handler core. The Lambda crates and the
+//! local gateway both go through [`handle_websocket_event`], so the mapping is exercised locally.
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::handler::{Handler, HandlerError};
+
+/// Handles one API Gateway WebSocket event, whatever its route, and maps the outcome to the
+/// response API Gateway expects: 200 accepts (on `$connect`, lets the connection open), 400
+/// refuses bad input, 500 reports a backend failure (the body says which, the log says more).
+pub async fn handle_websocket_event(
+    handler: &Handler,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let context = &event.request_context;
+    let route = context.route_key.as_deref().unwrap_or_default();
+    let Some(connection_id) = context.connection_id.as_deref() else {
+        return response(400, "event has no requestContext.connectionId");
+    };
+    let endpoint = management_endpoint(handler, &event);
+    let result = match route {
+        "$connect" => {
+            let query: HashMap<String, String> = event
+                .query_string_parameters
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let result = handler.on_connect(connection_id, &endpoint, &query).await;
+            if let Err(e) = &result {
+                tracing::warn!(connection_id, error = %e, "connection refused");
+            }
+            result
+        }
+        "$disconnect" => handler.on_disconnect(connection_id).await,
+        "$default" => match body_text(&event) {
+            Ok(body) => handler.on_message(connection_id, &endpoint, &body).await,
+            Err(reason) => Err(HandlerError::BadRequest(reason)),
+        },
+        other => Err(HandlerError::BadRequest(format!("unknown route {other:?}"))),
+    };
+    match result {
+        Ok(()) => response(200, ""),
+        Err(HandlerError::BadRequest(reason)) => response(400, &reason),
+        Err(e) => {
+            tracing::error!(connection_id, route, error = %e, "handler failed");
+            response(500, &e.to_string())
+        }
+    }
+}
+
+/// Where posts to this event's connection go: the configured override, or the API's own
+/// `https://{domainName}/{stage}` as AWS documents it.
+pub fn management_endpoint(handler: &Handler, event: &ApiGatewayWebsocketProxyRequest) -> String {
+    if let Some(endpoint) = &handler.config().management_endpoint {
+        return endpoint.clone();
+    }
+    let context = &event.request_context;
+    let domain = context.domain_name.as_deref().unwrap_or("localhost");
+    match context.stage.as_deref() {
+        Some(stage) if !stage.is_empty() => format!("https://{domain}/{stage}"),
+        _ => format!("https://{domain}"),
+    }
+}
+
+/// A `$default` body as text. API Gateway base64-encodes bodies it considers binary; ours are
+/// text, but accept both.
+fn body_text(event: &ApiGatewayWebsocketProxyRequest) -> Result<String, String> {
+    let body = event.body.clone().unwrap_or_default();
+    if !event.is_base64_encoded {
+        return Ok(body);
+    }
+    let bytes = STANDARD
+        .decode(body.trim())
+        .map_err(|e| format!("event body is marked base64 but is not: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "binary frames are not supported".to_string())
+}
+
+fn response(status: i64, body: &str) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = (!body.is_empty()).then(|| Body::Text(body.to_string()));
+    response
+}

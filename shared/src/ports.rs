@@ -1,0 +1,226 @@
+//! The storage and delivery ports the handler core is written against.
+//!
+//! Each port is a small `Send + Sync` trait with one embedded adapter (in `adapters`) and one AWS /
+//! Redis adapter. Every adapter must pass the same conformance suite (`crate::conformance`).
+use async_trait::async_trait;
+use std::fmt;
+
+/// What a connection is a member of: a y-websocket document room or a y-webrtc signaling topic.
+/// They live in different key spaces (`room#R` / `topic#T`), so a room and a topic with the same
+/// name never see each other's traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Room(String),
+    Topic(String),
+}
+
+impl Scope {
+    /// The partition key this scope is stored under (`room#R` or `topic#T`).
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Room(r) => format!("room#{r}"),
+            Scope::Topic(t) => format!("topic#{t}"),
+        }
+    }
+
+    /// Parses a partition key written by [`Scope::key`].
+    pub fn from_key(key: &str) -> Option<Scope> {
+        if let Some(r) = key.strip_prefix("room#") {
+            Some(Scope::Room(r.to_string()))
+        } else {
+            key.strip_prefix("topic#")
+                .map(|t| Scope::Topic(t.to_string()))
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Room(n) | Scope::Topic(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// One connection's membership of one room or topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub scope: Scope,
+    pub connection_id: String,
+    /// The management API endpoint that reaches this connection (`https://{domain}/{stage}`).
+    pub endpoint: String,
+    /// Read-only members receive state and awareness; their document updates are dropped.
+    pub readonly: bool,
+    /// Milliseconds since the Unix epoch when the membership was written.
+    pub joined_at_ms: u64,
+    /// Seconds since the Unix epoch after which the record is stale (its `$disconnect` never ran).
+    pub expires_at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// Who is in which room or topic.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Adds (or refreshes) a membership. Idempotent.
+    async fn join(&self, membership: Membership) -> StoreResult<()>;
+    /// Removes one membership; removing a missing one is not an error.
+    async fn leave(&self, scope: &Scope, connection_id: &str) -> StoreResult<()>;
+    /// All unexpired members of a scope, read consistently (a member whose `join` returned is in
+    /// the list: invariant 2 depends on it).
+    async fn members(&self, scope: &Scope) -> StoreResult<Vec<Membership>>;
+    /// All unexpired memberships of one connection.
+    async fn memberships_of(&self, connection_id: &str) -> StoreResult<Vec<Membership>>;
+    /// Removes every membership of a connection and returns what was removed.
+    async fn remove_connection(&self, connection_id: &str) -> StoreResult<Vec<Membership>>;
+}
+
+/// A position in a room's update log. Opaque to the core: each adapter defines the encoding and
+/// the order (the in-memory log uses a counter, Redis a stream id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogPosition(pub String);
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room's update log as read at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogRead {
+    /// Accepted updates (Yjs update v1), oldest first.
+    pub updates: Vec<Vec<u8>>,
+    /// The position of the newest entry read, if any: trimming up to it removes exactly these.
+    pub last: Option<LogPosition>,
+}
+
+impl LogRead {
+    pub fn byte_len(&self) -> usize {
+        self.updates.iter().map(Vec::len).sum()
+    }
+}
+
+/// The outcome of an append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub position: LogPosition,
+    /// Entries in the log after the append.
+    pub entries: usize,
+    /// Bytes of updates in the log after the append.
+    pub bytes: usize,
+}
+
+/// The latest awareness update one connection sent to a room, and the Yjs client ids (with their
+/// clocks) it spoke for, so their removal can be broadcast when the connection goes away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwarenessEntry {
+    pub connection_id: String,
+    /// `(client id, clock)` of every client this connection has announced.
+    pub clients: Vec<(u64, u32)>,
+    /// The last awareness update message payload (y-protocols awareness update encoding).
+    pub update: Vec<u8>,
+}
+
+/// Proof of holding a room's compaction lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockToken(pub String);
+
+/// The live side of a document: update log since the last snapshot, awareness, relay channel and
+/// compaction lock.
+#[async_trait]
+pub trait DocStore: Send + Sync {
+    /// Appends an accepted update to the room's log and publishes `relay` on the room's channel, in
+    /// one round trip where the backend allows. Reports the log's size after the append, so the
+    /// caller can decide to compact without reading the log.
+    async fn append(&self, room: &str, update: &[u8], relay: &[u8]) -> StoreResult<Appended>;
+    /// Reads the whole log of a room (empty if none).
+    async fn read_log(&self, room: &str) -> StoreResult<LogRead>;
+    /// Removes every entry at or before `upto`; entries appended after it stay.
+    async fn trim_log(&self, room: &str, upto: &LogPosition) -> StoreResult<()>;
+    /// Stores the latest awareness update of one connection (replacing the previous one), merging
+    /// the client ids it speaks for with those already known for that connection.
+    async fn put_awareness(&self, room: &str, entry: AwarenessEntry) -> StoreResult<()>;
+    /// Every connection's latest awareness update in a room.
+    async fn awareness(&self, room: &str) -> StoreResult<Vec<AwarenessEntry>>;
+    /// Removes and returns one connection's awareness entry.
+    async fn remove_awareness(&self, room: &str, connection_id: &str)
+        -> StoreResult<Option<AwarenessEntry>>;
+    /// Publishes a message on the room's channel without logging it (awareness relay).
+    async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()>;
+    /// Takes the room's compaction lock for `ttl_ms`, or `None` if someone else holds it.
+    async fn try_lock(&self, room: &str, ttl_ms: u64) -> StoreResult<Option<LockToken>>;
+    /// Releases the lock if `token` still holds it.
+    async fn unlock(&self, room: &str, token: &LockToken) -> StoreResult<()>;
+    /// Marks the room's live data as present and reports whether it was already there. A `false`
+    /// while a room has connections means the backend lost its data (invariant 6).
+    async fn ensure_epoch(&self, room: &str) -> StoreResult<bool>;
+}
+
+/// A room's merged document state between sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The merged Yjs update v1.
+    pub update: Vec<u8>,
+    /// The log position this snapshot covers (entries at or before it are merged in).
+    pub covers: Option<LogPosition>,
+}
+
+/// A snapshot as stored, with the version a conditional write must name to replace it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    pub snapshot: Snapshot,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written { version: String },
+    /// Someone else wrote the snapshot since it was read: nothing was written.
+    Conflict,
+}
+
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    async fn get(&self, room: &str) -> StoreResult<Option<StoredSnapshot>>;
+    /// Durably replaces the room's snapshot, atomically (a reader sees the old or the new one),
+    /// only if the stored version is still `expected` (`None`: only if there is no snapshot).
+    /// This compare-and-swap is what keeps two racing compactions from losing an update.
+    async fn put(
+        &self,
+        room: &str,
+        snapshot: &Snapshot,
+        expected: Option<&str>,
+    ) -> StoreResult<PutOutcome>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    /// The connection no longer exists (API Gateway's 410 Gone).
+    #[error("connection {0} is gone")]
+    Gone(String),
+    #[error("delivery failed: {0}")]
+    Failed(String),
+}
+
+/// Delivers messages to connections (API Gateway's `@connections` management API).
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Sends one text frame to a connection.
+    async fn post(&self, endpoint: &str, connection_id: &str, text: &str)
+        -> Result<(), FanoutError>;
+    /// Closes a connection (`DELETE @connections/{id}`).
+    async fn close(&self, endpoint: &str, connection_id: &str) -> Result<(), FanoutError>;
+}

@@ -1,0 +1,294 @@
+//! The y-websocket protocol (y-protocols' sync, awareness, auth and query-awareness messages).
+//!
+//! yrs decodes each message. The outer framing is walked here first, because yrs's `MessageReader`
+//! treats a truncated trailing message as the end of the frame and would silently drop it; we want
+//! to refuse such a frame as a whole, so that no part of a bad frame is ever applied.
+use yrs::sync::awareness::AwarenessUpdate;
+use yrs::sync::protocol::{MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC};
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::StateVector;
+
+use crate::doc::guard;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    #[error("empty frame")]
+    Empty,
+    #[error("message {index} is truncated at byte {offset}")]
+    Truncated { index: usize, offset: usize },
+    #[error("message {index} is malformed: {reason}")]
+    Malformed { index: usize, reason: String },
+}
+
+/// One decoded incoming message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    SyncStep1(StateVector),
+    SyncStep2(Vec<u8>),
+    Update(Vec<u8>),
+    /// An awareness update: the decoded entries and the encoded update as received.
+    Awareness {
+        update: AwarenessUpdate,
+        encoded: Vec<u8>,
+    },
+    QueryAwareness,
+    /// `Some(reason)` for permission-denied. Clients never send it; it is accepted and ignored.
+    Auth(Option<String>),
+    /// A message type this server does not know; ignored for forward compatibility.
+    Unknown(u8),
+}
+
+/// Splits a frame into messages and decodes each one. Fails as a whole if any message is bad.
+pub fn decode_messages(frame: &[u8]) -> Result<Vec<Incoming>, ProtocolError> {
+    if frame.is_empty() {
+        return Err(ProtocolError::Empty);
+    }
+    let mut out = Vec::new();
+    let mut cursor = Cursor { buf: frame, pos: 0 };
+    while cursor.pos < frame.len() {
+        let index = out.len();
+        let start = cursor.pos;
+        let truncated = || ProtocolError::Truncated {
+            index,
+            offset: start,
+        };
+        let tag = cursor.var_uint().ok_or_else(|| truncated())?;
+        match tag {
+            t if t == u64::from(MSG_SYNC) => {
+                cursor.var_uint().ok_or_else(|| truncated())?;
+                cursor.skip_buf().ok_or_else(|| truncated())?;
+            }
+            t if t == u64::from(MSG_AWARENESS) => {
+                cursor.skip_buf().ok_or_else(|| truncated())?;
+            }
+            t if t == u64::from(MSG_AUTH) => {
+                let permission = cursor.var_uint().ok_or_else(|| truncated())?;
+                if permission == 0 {
+                    cursor.skip_buf().ok_or_else(|| truncated())?;
+                }
+            }
+            t if t == u64::from(MSG_QUERY_AWARENESS) => {}
+            t => {
+                // Unknown types follow the convention of a length-prefixed payload.
+                cursor.skip_buf().ok_or_else(|| truncated())?;
+                out.push(Incoming::Unknown(u8::try_from(t).unwrap_or(u8::MAX)));
+                continue;
+            }
+        }
+        out.push(decode_one(index, &frame[start..cursor.pos])?);
+    }
+    Ok(out)
+}
+
+fn decode_one(index: usize, bytes: &[u8]) -> Result<Incoming, ProtocolError> {
+    let malformed = |reason: String| ProtocolError::Malformed { index, reason };
+    let message = guard("decode y-websocket message", || Message::decode_v1(bytes))
+        .map_err(|e| malformed(e.to_string()))?
+        .map_err(|e| malformed(e.to_string()))?;
+    Ok(match message {
+        Message::Sync(SyncMessage::SyncStep1(sv)) => Incoming::SyncStep1(sv),
+        Message::Sync(SyncMessage::SyncStep2(u)) => Incoming::SyncStep2(u),
+        Message::Sync(SyncMessage::Update(u)) => Incoming::Update(u),
+        Message::Awareness(update) => {
+            let encoded = update.encode_v1();
+            Incoming::Awareness { update, encoded }
+        }
+        Message::AwarenessQuery => Incoming::QueryAwareness,
+        Message::Auth(reason) => Incoming::Auth(reason),
+        Message::Custom(tag, _) => Incoming::Unknown(tag),
+    })
+}
+
+/// A minimal lib0 reader used only to find message boundaries.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn var_uint(&mut self) -> Option<u64> {
+        let mut value: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let byte = *self.buf.get(self.pos)?;
+            self.pos += 1;
+            if shift >= 64 {
+                return None;
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+            shift += 7;
+        }
+    }
+
+    fn skip_buf(&mut self) -> Option<()> {
+        let len = usize::try_from(self.var_uint()?).ok()?;
+        let end = self.pos.checked_add(len)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.pos = end;
+        Some(())
+    }
+}
+
+pub fn encode_sync_step1(state_vector: &[u8]) -> Vec<u8> {
+    // The state vector is already encoded: write the frame directly instead of decoding it again.
+    let mut out = vec![MSG_SYNC, yrs::sync::protocol::MSG_SYNC_STEP_1];
+    write_var_buf(&mut out, state_vector);
+    out
+}
+
+pub fn encode_sync_step2(update: &[u8]) -> Vec<u8> {
+    let mut out = vec![MSG_SYNC, yrs::sync::protocol::MSG_SYNC_STEP_2];
+    write_var_buf(&mut out, update);
+    out
+}
+
+pub fn encode_update(update: &[u8]) -> Vec<u8> {
+    let mut out = vec![MSG_SYNC, yrs::sync::protocol::MSG_SYNC_UPDATE];
+    write_var_buf(&mut out, update);
+    out
+}
+
+/// An awareness message from an encoded awareness update.
+pub fn encode_awareness(encoded_update: &[u8]) -> Vec<u8> {
+    let mut out = vec![MSG_AWARENESS];
+    write_var_buf(&mut out, encoded_update);
+    out
+}
+
+/// An auth permission-denied message (y-protocols/auth).
+pub fn encode_permission_denied(reason: &str) -> Vec<u8> {
+    Message::Auth(Some(reason.to_string())).encode_v1()
+}
+
+/// The awareness update that tells peers these clients are gone: their last clock with a `null`
+/// state, which y-protocols applies as a removal (as the reference server broadcasts it).
+pub fn encode_awareness_removal(clients: &[(u64, u32)]) -> Vec<u8> {
+    let mut update = Vec::new();
+    write_var_uint(&mut update, clients.len() as u64);
+    for (client, clock) in clients {
+        write_var_uint(&mut update, *client);
+        write_var_uint(&mut update, u64::from(*clock));
+        write_var_buf(&mut update, b"null");
+    }
+    encode_awareness(&update)
+}
+
+fn write_var_uint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn write_var_buf(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_var_uint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
+
+    fn doc_with(text: &str, client: u64) -> Doc {
+        let doc = Doc::with_client_id(client);
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, text);
+        doc
+    }
+
+    #[test]
+    fn encodes_what_yrs_decodes() {
+        let doc = doc_with("hello", 7);
+        let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let sv = doc.transact().state_vector().encode_v1();
+        let frames = [
+            encode_sync_step1(&sv),
+            encode_sync_step2(&update),
+            encode_update(&update),
+        ];
+        let decoded: Vec<_> = frames
+            .iter()
+            .map(|f| decode_messages(f).unwrap().remove(0))
+            .collect();
+        assert_eq!(decoded[0], Incoming::SyncStep1(StateVector::decode_v1(&sv).unwrap()));
+        assert_eq!(decoded[1], Incoming::SyncStep2(update.clone()));
+        assert_eq!(decoded[2], Incoming::Update(update.clone()));
+        let applied = Doc::new();
+        applied
+            .transact_mut()
+            .apply_update(Update::decode_v1(&update).unwrap())
+            .unwrap();
+        let t = applied.get_or_insert_text("t");
+        assert_eq!(t.get_string(&applied.transact()), "hello");
+    }
+
+    #[test]
+    fn several_messages_per_frame() {
+        let mut frame = encode_sync_step1(&StateVector::default().encode_v1());
+        frame.push(MSG_QUERY_AWARENESS);
+        frame.extend(encode_awareness_removal(&[(5, 3)]));
+        let messages = decode_messages(&frame).unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1], Incoming::QueryAwareness);
+        match &messages[2] {
+            Incoming::Awareness { update, .. } => {
+                let entry = update.clients.values().next().unwrap();
+                assert_eq!(entry.clock, 3);
+                assert_eq!(&*entry.json, "null");
+            }
+            other => panic!("expected awareness, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_skipped_not_fatal() {
+        let mut frame = vec![42, 2, 0xaa, 0xbb];
+        frame.push(MSG_QUERY_AWARENESS);
+        assert_eq!(
+            decode_messages(&frame).unwrap(),
+            vec![Incoming::Unknown(42), Incoming::QueryAwareness]
+        );
+    }
+
+    #[test]
+    fn truncation_anywhere_rejects_the_frame() {
+        let doc = doc_with("truncate me", 9);
+        let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let mut frame = encode_update(&update);
+        frame.push(MSG_QUERY_AWARENESS);
+        for cut in 1..frame.len() - 1 {
+            assert!(
+                decode_messages(&frame[..cut]).is_err(),
+                "prefix of {cut} bytes was accepted"
+            );
+        }
+        assert!(decode_messages(&[]).is_err());
+        // A varint that never ends.
+        assert!(decode_messages(&[0x80; 20]).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        for len in 0..400usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode_messages(&bytes);
+        }
+    }
+}
