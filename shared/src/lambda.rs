@@ -7,7 +7,80 @@ use aws_lambda_events::encodings::Body;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::handler::{Handler, HandlerError};
+use crate::adapters::{FsSnapshotStore, HttpFanout, MemoryConnectionStore, MemoryDocStore};
+use crate::config::Config;
+use crate::handler::{Handler, HandlerError, Ports};
+
+/// The API Gateway route a Lambda serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    Default,
+}
+
+impl Route {
+    pub fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Disconnect => "$disconnect",
+            Route::Default => "$default",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::ports::StoreError),
+}
+
+/// Builds the handler a Lambda runs on, once per cold start. Until the AWS adapters land these are
+/// the embedded ones (state lives in the Lambda container), with posts going to the HTTP
+/// management API at `YLAMBDA_MANAGEMENT_ENDPOINT` (`ylambda dev` serves one).
+pub fn build_handler(config: Config) -> Result<Handler, StartError> {
+    let snapshots = FsSnapshotStore::new(&config.data_dir)?;
+    let ports = Ports {
+        connections: std::sync::Arc::new(MemoryConnectionStore::new()),
+        docs: std::sync::Arc::new(MemoryDocStore::new()),
+        snapshots: std::sync::Arc::new(snapshots),
+        fanout: std::sync::Arc::new(HttpFanout::new()),
+    };
+    Ok(Handler::new(ports, config))
+}
+
+/// A Lambda's whole life: JSON logs (honouring `AWS_LAMBDA_LOG_LEVEL` / `AWS_LAMBDA_LOG_FORMAT`),
+/// configuration and clients once per cold start, then one event at a time.
+pub async fn serve(route: Route) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let handler = build_handler(Config::from_env()?)?;
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(handle_route(handler, route, event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Handles an event that must be for `route`: an integration wired to the wrong function is
+/// refused loudly instead of running the wrong logic.
+pub async fn handle_route(
+    handler: &Handler,
+    route: Route,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let got = event.request_context.route_key.as_deref().unwrap_or_default();
+    // Custom routes other than the three are delivered to $default's function.
+    let matches = got == route.key() || (route == Route::Default && !got.starts_with("$"));
+    if !matches {
+        tracing::error!(expected = route.key(), got, "event for another route");
+        return response(400, &format!("this function serves {}, not {got:?}", route.key()));
+    }
+    handle_websocket_event(handler, event).await
+}
 
 /// Handles one API Gateway WebSocket event, whatever its route, and maps the outcome to the
 /// response API Gateway expects: 200 accepts (on `$connect`, lets the connection open), 400

@@ -1,1 +1,7 @@
-fn main() {}
+//! The `$disconnect` route's Lambda: everything it does lives in `ylambda_shared`.
+use ylambda_shared::lambda::{serve, Route};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    serve(Route::Disconnect).await
+}

@@ -1,9 +1,22 @@
 //! Posting to connections: ordered replies to one connection, concurrent broadcasts to many, and
 //! cleanup of connections API Gateway reports gone (410).
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{Handler, HandlerResult};
-use crate::ports::{FanoutError, Membership, Scope};
+use crate::ports::{Fanout, FanoutError, Membership, Scope};
+
+async fn post_one<'a>(
+    fanout: &'a dyn Fanout,
+    member: &'a Membership,
+    frame: &'a str,
+) -> (&'a Membership, Result<(), FanoutError>) {
+    (
+        member,
+        fanout
+            .post(&member.endpoint, &member.connection_id, frame)
+            .await,
+    )
+}
 
 impl Handler {
     /// Posts frames to one connection in order. Stops at the first failure: later frames would
@@ -38,16 +51,26 @@ impl Handler {
         frame: &str,
         except: Option<&str>,
     ) -> HandlerResult<usize> {
-        let fanout = &self.ports.fanout;
-        let results: Vec<(&Membership, Result<(), FanoutError>)> = stream::iter(
-            members
-                .iter()
-                .filter(|m| Some(m.connection_id.as_str()) != except),
-        )
-        .map(|m| async move { (m, fanout.post(&m.endpoint, &m.connection_id, frame).await) })
-        .buffer_unordered(self.config.fanout_concurrency)
-        .collect()
-        .await;
+        let fanout: &dyn Fanout = self.ports.fanout.as_ref();
+        let mut targets = members
+            .iter()
+            .filter(|m| Some(m.connection_id.as_str()) != except);
+        // A named async fn instead of a closure-built stream: the latter trips rustc's
+        // higher-ranked `Send` inference when callers box the handler's future.
+        let mut in_flight = FuturesUnordered::new();
+        let mut results = Vec::with_capacity(members.len());
+        loop {
+            while in_flight.len() < self.config.fanout_concurrency {
+                match targets.next() {
+                    Some(m) => in_flight.push(post_one(fanout, m, frame)),
+                    None => break,
+                }
+            }
+            match in_flight.next().await {
+                Some(result) => results.push(result),
+                None => break,
+            }
+        }
         let mut delivered = 0;
         for (member, result) in results {
             match result {
