@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, Rust unit/integration tests, the JavaScript
+# adapter's tests and the end-to-end suite with real y-websocket clients against `ylambda dev`.
+# Installs what it needs (npm packages from the committed lock files); needs cargo, node and npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "build ylambda for the end-to-end suite"
+cargo build -p ylambda
+
+step "client adapter tests"
+(cd client && npm ci --no-audit --no-fund && npm test)
+
+step "end-to-end: real y-websocket / signaling clients against ylambda dev"
+(cd tests/e2e && npm ci --no-audit --no-fund && YLAMBDA_BIN="$PWD/../../target/debug/ylambda" npm test)
+
+step "all tests passed"
