@@ -74,7 +74,8 @@ impl Config {
         if let Some(v) = lookup("YLAMBDA_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
         }
-        config.management_endpoint = lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
+        config.management_endpoint =
+            lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match lookup(name) {
                 None => Ok(default),
@@ -105,14 +106,18 @@ impl Config {
         )?);
         config.compact_log_bytes =
             number("YLAMBDA_COMPACT_LOG_BYTES", config.compact_log_bytes as u64)? as usize;
-        config.compact_log_entries =
-            number("YLAMBDA_COMPACT_LOG_ENTRIES", config.compact_log_entries as u64)? as usize;
+        config.compact_log_entries = number(
+            "YLAMBDA_COMPACT_LOG_ENTRIES",
+            config.compact_log_entries as u64,
+        )? as usize;
         config.connection_ttl = Duration::from_secs(number(
             "YLAMBDA_CONNECTION_TTL_SECS",
             config.connection_ttl.as_secs(),
         )?);
-        config.fanout_concurrency =
-            number("YLAMBDA_FANOUT_CONCURRENCY", config.fanout_concurrency as u64)? as usize;
+        config.fanout_concurrency = number(
+            "YLAMBDA_FANOUT_CONCURRENCY",
+            config.fanout_concurrency as u64,
+        )? as usize;
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 name: "YLAMBDA_MAX_MESSAGE_BYTES",

@@ -36,33 +36,66 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     let topic = Scope::Topic(room.name().to_string()); // same name, other key space
     let (a, b) = (unique("conn-a"), unique("conn-b"));
 
-    assert!(store.members(&room).await.unwrap().is_empty(), "new room has members");
-    store.join(membership(&room, &a, far_future())).await.unwrap();
+    assert!(
+        store.members(&room).await.unwrap().is_empty(),
+        "new room has members"
+    );
+    store
+        .join(membership(&room, &a, far_future()))
+        .await
+        .unwrap();
     let mut readonly = membership(&room, &b, far_future());
     readonly.readonly = true;
     store.join(readonly.clone()).await.unwrap();
-    store.join(membership(&topic, &a, far_future())).await.unwrap();
+    store
+        .join(membership(&topic, &a, far_future()))
+        .await
+        .unwrap();
     // Joining twice is idempotent.
-    store.join(membership(&room, &a, far_future())).await.unwrap();
+    store
+        .join(membership(&room, &a, far_future()))
+        .await
+        .unwrap();
 
     let members = store.members(&room).await.unwrap();
-    assert_eq!(ids(&members), { let mut v = vec![a.clone(), b.clone()]; v.sort(); v });
+    assert_eq!(ids(&members), {
+        let mut v = vec![a.clone(), b.clone()];
+        v.sort();
+        v
+    });
     let stored_b = members.iter().find(|m| m.connection_id == b).unwrap();
     assert_eq!(stored_b, &readonly, "membership attributes must round-trip");
-    assert_eq!(ids(&store.members(&topic).await.unwrap()), vec![a.clone()], "room and topic of one name must not mix");
+    assert_eq!(
+        ids(&store.members(&topic).await.unwrap()),
+        vec![a.clone()],
+        "room and topic of one name must not mix"
+    );
 
-    let mut of_a: Vec<Scope> = store.memberships_of(&a).await.unwrap().into_iter().map(|m| m.scope).collect();
+    let mut of_a: Vec<Scope> = store
+        .memberships_of(&a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.scope)
+        .collect();
     of_a.sort();
     let mut expected = vec![room.clone(), topic.clone()];
     expected.sort();
-    assert_eq!(of_a, expected, "memberships_of must find every scope of a connection");
+    assert_eq!(
+        of_a, expected,
+        "memberships_of must find every scope of a connection"
+    );
 
     store.leave(&topic, &a).await.unwrap();
     store.leave(&topic, &a).await.unwrap(); // leaving twice is fine
     assert!(store.members(&topic).await.unwrap().is_empty());
 
     let removed = store.remove_connection(&a).await.unwrap();
-    assert_eq!(removed.len(), 1, "remove_connection returns what it removed");
+    assert_eq!(
+        removed.len(),
+        1,
+        "remove_connection returns what it removed"
+    );
     assert_eq!(ids(&store.members(&room).await.unwrap()), vec![b.clone()]);
     assert!(store.memberships_of(&a).await.unwrap().is_empty());
     assert!(store.remove_connection(&a).await.unwrap().is_empty());
@@ -70,9 +103,22 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     // Expired records (their $disconnect never ran) are invisible even before the backend's TTL
     // sweep deletes them.
     let stale = unique("conn-stale");
-    store.join(membership(&room, &stale, crate::adapters::unix_now_secs().saturating_sub(10))).await.unwrap();
-    assert!(!ids(&store.members(&room).await.unwrap()).contains(&stale), "expired member listed");
-    assert!(store.memberships_of(&stale).await.unwrap().is_empty(), "expired membership listed");
+    store
+        .join(membership(
+            &room,
+            &stale,
+            crate::adapters::unix_now_secs().saturating_sub(10),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !ids(&store.members(&room).await.unwrap()).contains(&stale),
+        "expired member listed"
+    );
+    assert!(
+        store.memberships_of(&stale).await.unwrap().is_empty(),
+        "expired membership listed"
+    );
     store.remove_connection(&stale).await.unwrap();
     store.remove_connection(&b).await.unwrap();
 
@@ -80,9 +126,16 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     let big = Scope::Topic(unique("big"));
     let many: Vec<String> = (0..150).map(|i| format!("{}-{i}", unique("m"))).collect();
     for id in &many {
-        store.join(membership(&big, id, far_future())).await.unwrap();
+        store
+            .join(membership(&big, id, far_future()))
+            .await
+            .unwrap();
     }
-    assert_eq!(store.members(&big).await.unwrap().len(), 150, "all members of a large scope");
+    assert_eq!(
+        store.members(&big).await.unwrap().len(),
+        150,
+        "all members of a large scope"
+    );
     for id in &many {
         store.remove_connection(id).await.unwrap();
     }
@@ -102,7 +155,11 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     assert_ne!(first.position, second.position);
 
     let log = store.read_log(&room).await.unwrap();
-    assert_eq!(log.updates, vec![b"u1".to_vec(), b"u22".to_vec()], "log keeps order, rooms isolated");
+    assert_eq!(
+        log.updates,
+        vec![b"u1".to_vec(), b"u22".to_vec()],
+        "log keeps order, rooms isolated"
+    );
     assert_eq!(log.last.as_ref(), Some(&second.position));
     assert_eq!(log.byte_len(), 5);
 
@@ -110,14 +167,23 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     let third = store.append(&room, b"u3", b"r3").await.unwrap();
     store.trim_log(&room, &second.position).await.unwrap();
     let log = store.read_log(&room).await.unwrap();
-    assert_eq!(log.updates, vec![b"u3".to_vec()], "trim removes exactly up to the position");
+    assert_eq!(
+        log.updates,
+        vec![b"u3".to_vec()],
+        "trim removes exactly up to the position"
+    );
     assert_eq!(log.last, Some(third.position.clone()));
     let after = store.append(&room, b"u4", b"r4").await.unwrap();
     assert_eq!(after.entries, 2, "append counts the trimmed log");
     assert_eq!(after.bytes, 4);
-    assert!(store.trim_log(&room, &LogPosition("not-a-position".into())).await.is_err()
-        || store.read_log(&room).await.unwrap().updates.len() == 2,
-        "a bad position must fail or be harmless");
+    assert!(
+        store
+            .trim_log(&room, &LogPosition("not-a-position".into()))
+            .await
+            .is_err()
+            || store.read_log(&room).await.unwrap().updates.len() == 2,
+        "a bad position must fail or be harmless"
+    );
 
     // Awareness: latest update per connection, client ids merged.
     let entry = |conn: &str, clients: Vec<(u64, u32)>, update: &[u8]| AwarenessEntry {
@@ -125,16 +191,33 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
         clients,
         update: update.to_vec(),
     };
-    store.put_awareness(&room, entry("c1", vec![(10, 1)], b"a1")).await.unwrap();
-    store.put_awareness(&room, entry("c1", vec![(10, 2), (11, 0)], b"a2")).await.unwrap();
-    store.put_awareness(&room, entry("c2", vec![(20, 5)], b"b1")).await.unwrap();
+    store
+        .put_awareness(&room, entry("c1", vec![(10, 1)], b"a1"))
+        .await
+        .unwrap();
+    store
+        .put_awareness(&room, entry("c1", vec![(10, 2), (11, 0)], b"a2"))
+        .await
+        .unwrap();
+    store
+        .put_awareness(&room, entry("c2", vec![(20, 5)], b"b1"))
+        .await
+        .unwrap();
     let mut all = store.awareness(&room).await.unwrap();
     all.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].update, b"a2".to_vec(), "latest awareness update wins");
+    assert_eq!(
+        all[0].update,
+        b"a2".to_vec(),
+        "latest awareness update wins"
+    );
     let mut clients = all[0].clients.clone();
     clients.sort();
-    assert_eq!(clients, vec![(10, 2), (11, 0)], "client ids merged, newest clock kept");
+    assert_eq!(
+        clients,
+        vec![(10, 2), (11, 0)],
+        "client ids merged, newest clock kept"
+    );
     assert!(store.awareness(&other).await.unwrap().is_empty());
     let removed = store.remove_awareness(&room, "c1").await.unwrap();
     assert_eq!(removed.map(|e| e.update), Some(b"a2".to_vec()));
@@ -144,11 +227,25 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     store.publish(&room, b"hello").await.unwrap();
 
     // Lock: exclusive until released or expired; a stale token cannot release a new holder.
-    let token = store.try_lock(&room, 10_000).await.unwrap().expect("free lock");
-    assert!(store.try_lock(&room, 10_000).await.unwrap().is_none(), "lock is exclusive");
-    assert!(store.try_lock(&other, 10_000).await.unwrap().is_some(), "locks are per room");
+    let token = store
+        .try_lock(&room, 10_000)
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(
+        store.try_lock(&room, 10_000).await.unwrap().is_none(),
+        "lock is exclusive"
+    );
+    assert!(
+        store.try_lock(&other, 10_000).await.unwrap().is_some(),
+        "locks are per room"
+    );
     store.unlock(&room, &token).await.unwrap();
-    let short = store.try_lock(&room, 50).await.unwrap().expect("released lock is free");
+    let short = store
+        .try_lock(&room, 50)
+        .await
+        .unwrap()
+        .expect("released lock is free");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let newer = loop {
         if let Some(t) = store.try_lock(&room, 10_000).await.unwrap() {
@@ -158,7 +255,10 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     store.unlock(&room, &short).await.unwrap();
-    assert!(store.try_lock(&room, 10_000).await.unwrap().is_none(), "stale token released a newer lock");
+    assert!(
+        store.try_lock(&room, 10_000).await.unwrap().is_none(),
+        "stale token released a newer lock"
+    );
     store.unlock(&room, &newer).await.unwrap();
 
     // Epoch: absent first, present after.
@@ -170,24 +270,41 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
 pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {
     let room = unique("room/with:odd chars ✓");
     assert!(store.get(&room).await.unwrap().is_none());
-    let first = Snapshot { update: vec![1, 2, 3], covers: Some(LogPosition("7".into())) };
+    let first = Snapshot {
+        update: vec![1, 2, 3],
+        covers: Some(LogPosition("7".into())),
+    };
     let PutOutcome::Written { version: v1 } = store.put(&room, &first, None).await.unwrap() else {
         panic!("first write must succeed");
     };
     let got = store.get(&room).await.unwrap().expect("written snapshot");
     assert_eq!(got.snapshot, first);
     assert_eq!(got.version, v1);
-    assert_eq!(store.put(&room, &first, None).await.unwrap(), PutOutcome::Conflict, "create-only write over an existing snapshot");
+    assert_eq!(
+        store.put(&room, &first, None).await.unwrap(),
+        PutOutcome::Conflict,
+        "create-only write over an existing snapshot"
+    );
 
-    let second = Snapshot { update: vec![9; 200_000], covers: None };
-    let PutOutcome::Written { version: v2 } = store.put(&room, &second, Some(&v1)).await.unwrap() else {
+    let second = Snapshot {
+        update: vec![9; 200_000],
+        covers: None,
+    };
+    let PutOutcome::Written { version: v2 } = store.put(&room, &second, Some(&v1)).await.unwrap()
+    else {
         panic!("write with the current version must succeed");
     };
     assert_ne!(v1, v2);
     // A racing writer that read v1 must not replace v2.
-    assert_eq!(store.put(&room, &first, Some(&v1)).await.unwrap(), PutOutcome::Conflict);
+    assert_eq!(
+        store.put(&room, &first, Some(&v1)).await.unwrap(),
+        PutOutcome::Conflict
+    );
     let got = store.get(&room).await.unwrap().unwrap();
-    assert_eq!(got.snapshot, second, "a conflicting write changed the snapshot");
+    assert_eq!(
+        got.snapshot, second,
+        "a conflicting write changed the snapshot"
+    );
 
     // Rooms whose names differ only in case or by path characters are distinct.
     let upper = room.to_uppercase();

@@ -72,12 +72,19 @@ pub async fn handle_route(
     route: Route,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    let got = event.request_context.route_key.as_deref().unwrap_or_default();
+    let got = event
+        .request_context
+        .route_key
+        .as_deref()
+        .unwrap_or_default();
     // Custom routes other than the three are delivered to $default's function.
     let matches = got == route.key() || (route == Route::Default && !got.starts_with("$"));
     if !matches {
         tracing::error!(expected = route.key(), got, "event for another route");
-        return response(400, &format!("this function serves {}, not {got:?}", route.key()));
+        return response(
+            400,
+            &format!("this function serves {}, not {got:?}", route.key()),
+        );
     }
     handle_websocket_event(handler, event).await
 }

@@ -156,8 +156,11 @@ pub trait DocStore: Send + Sync {
     /// Every connection's latest awareness update in a room.
     async fn awareness(&self, room: &str) -> StoreResult<Vec<AwarenessEntry>>;
     /// Removes and returns one connection's awareness entry.
-    async fn remove_awareness(&self, room: &str, connection_id: &str)
-        -> StoreResult<Option<AwarenessEntry>>;
+    async fn remove_awareness(
+        &self,
+        room: &str,
+        connection_id: &str,
+    ) -> StoreResult<Option<AwarenessEntry>>;
     /// Publishes a message on the room's channel without logging it (awareness relay).
     async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()>;
     /// Takes the room's compaction lock for `ttl_ms`, or `None` if someone else holds it.
@@ -187,7 +190,9 @@ pub struct StoredSnapshot {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PutOutcome {
-    Written { version: String },
+    Written {
+        version: String,
+    },
     /// Someone else wrote the snapshot since it was read: nothing was written.
     Conflict,
 }
@@ -219,8 +224,12 @@ pub enum FanoutError {
 #[async_trait]
 pub trait Fanout: Send + Sync {
     /// Sends one text frame to a connection.
-    async fn post(&self, endpoint: &str, connection_id: &str, text: &str)
-        -> Result<(), FanoutError>;
+    async fn post(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        text: &str,
+    ) -> Result<(), FanoutError>;
     /// Closes a connection (`DELETE @connections/{id}`).
     async fn close(&self, endpoint: &str, connection_id: &str) -> Result<(), FanoutError>;
 }

@@ -80,7 +80,10 @@ fn fixtures_round_trip_through_aws_lambda_events() {
             again.request_context.connection_id,
             parsed.request_context.connection_id
         );
-        assert_eq!(again.request_context.route_key, parsed.request_context.route_key);
+        assert_eq!(
+            again.request_context.route_key,
+            parsed.request_context.route_key
+        );
         assert_eq!(again.body, parsed.body);
     }
 }
@@ -126,7 +129,12 @@ async fn refusals_map_to_status_codes() {
     let mut bad = serde_json::from_slice::<serde_json::Value>(CONNECT).unwrap();
     bad["queryStringParameters"]["room"] = "".into();
     bad["multiValueQueryStringParameters"]["room"] = serde_json::json!([""]);
-    let r = handle_route(&s.handler, Route::Connect, serde_json::from_value(bad).unwrap()).await;
+    let r = handle_route(
+        &s.handler,
+        Route::Connect,
+        serde_json::from_value(bad).unwrap(),
+    )
+    .await;
     assert_eq!(r.status_code, 400);
 
     // No connection id at all.
@@ -135,7 +143,12 @@ async fn refusals_map_to_status_codes() {
         .as_object_mut()
         .unwrap()
         .remove("connectionId");
-    let r = handle_route(&s.handler, Route::Default, serde_json::from_value(bad).unwrap()).await;
+    let r = handle_route(
+        &s.handler,
+        Route::Default,
+        serde_json::from_value(bad).unwrap(),
+    )
+    .await;
     assert_eq!(r.status_code, 400);
 
     // A body marked base64 that decodes to binary is refused.

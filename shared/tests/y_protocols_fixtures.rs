@@ -1,10 +1,9 @@
 //! The protocol code against byte vectors made by the JavaScript reference (`y-protocols` 1.0.7,
 //! `yjs` 13.6): see tests/fixtures/README.md for how they were made.
 use serde_json::Value;
-use yrs::updates::decoder::Decode;
-use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, ReadTxn, Transact, Update};
 use ylambda_shared::protocol::ywebsocket::{self, decode_messages, Incoming};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, ReadTxn, Transact, Update};
 
 const FIXTURES: &str = include_str!("../../tests/fixtures/y-protocols.json");
 
@@ -52,7 +51,11 @@ fn check(name: &str, message: &Incoming, expect: &Value, all: &[Value]) {
             }
         }
         ("sync_step2", Incoming::SyncStep2(update)) | ("sync_update", Incoming::Update(update)) => {
-            assert_eq!(update, &hex(expect["update_hex"].as_str().unwrap()), "{name}");
+            assert_eq!(
+                update,
+                &hex(expect["update_hex"].as_str().unwrap()),
+                "{name}"
+            );
             let doc = Doc::new();
             if let Some(base) = expect["applies_to"].as_str() {
                 let base = all.iter().find(|f| f["name"] == base).unwrap();
@@ -66,12 +69,19 @@ fn check(name: &str, message: &Incoming, expect: &Value, all: &[Value]) {
                 .unwrap();
             for (root, text) in expect["text"].as_object().unwrap() {
                 let t = doc.get_or_insert_text(root.as_str());
-                assert_eq!(t.get_string(&doc.transact()), text.as_str().unwrap(), "{name}");
+                assert_eq!(
+                    t.get_string(&doc.transact()),
+                    text.as_str().unwrap(),
+                    "{name}"
+                );
             }
             let sv = doc.transact().state_vector();
             for (client, clock) in expect["state_vector"].as_object().unwrap() {
                 let client: u64 = client.parse().unwrap();
-                assert_eq!(u64::from(sv.get(&yrs::ClientID::new(client))), clock.as_u64().unwrap());
+                assert_eq!(
+                    u64::from(sv.get(&yrs::ClientID::new(client))),
+                    clock.as_u64().unwrap()
+                );
             }
         }
         ("awareness", Incoming::Awareness { update, encoded }) => {
@@ -80,11 +90,19 @@ fn check(name: &str, message: &Incoming, expect: &Value, all: &[Value]) {
             for c in want {
                 let id = yrs::ClientID::new(c["client_id"].as_u64().unwrap());
                 let entry = &update.clients[&id];
-                assert_eq!(u64::from(entry.clock), c["clock"].as_u64().unwrap(), "{name}");
+                assert_eq!(
+                    u64::from(entry.clock),
+                    c["clock"].as_u64().unwrap(),
+                    "{name}"
+                );
                 assert_eq!(&*entry.json, c["state_json"].as_str().unwrap(), "{name}");
             }
             if want.len() == 1 {
-                assert_eq!(encoded, &hex(expect["update_hex"].as_str().unwrap()), "{name}");
+                assert_eq!(
+                    encoded,
+                    &hex(expect["update_hex"].as_str().unwrap()),
+                    "{name}"
+                );
             }
         }
         ("auth_permission_denied", Incoming::Auth(reason)) => {

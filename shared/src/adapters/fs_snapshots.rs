@@ -62,8 +62,13 @@ fn push_field(out: &mut Vec<u8>, field: &[u8]) {
 }
 
 fn encode(snapshot: &Snapshot, version: &str) -> Vec<u8> {
-    let covers = snapshot.covers.as_ref().map(|p| p.0.as_bytes()).unwrap_or(b"");
-    let mut out = Vec::with_capacity(MAGIC.len() + 8 + version.len() + covers.len() + snapshot.update.len());
+    let covers = snapshot
+        .covers
+        .as_ref()
+        .map(|p| p.0.as_bytes())
+        .unwrap_or(b"");
+    let mut out =
+        Vec::with_capacity(MAGIC.len() + 8 + version.len() + covers.len() + snapshot.update.len());
     out.extend_from_slice(MAGIC);
     push_field(&mut out, version.as_bytes());
     push_field(&mut out, covers);
@@ -76,11 +81,15 @@ fn decode(path: &Path, bytes: &[u8]) -> StoreResult<StoredSnapshot> {
     let take_field = |rest: &[u8]| -> StoreResult<(String, usize)> {
         let len = rest.get(..4).ok_or_else(|| corrupt("truncated header"))?;
         let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let field = rest.get(4..4 + len).ok_or_else(|| corrupt("truncated field"))?;
+        let field = rest
+            .get(4..4 + len)
+            .ok_or_else(|| corrupt("truncated field"))?;
         let field = String::from_utf8(field.to_vec()).map_err(|_| corrupt("field is not UTF-8"))?;
         Ok((field, 4 + len))
     };
-    let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| corrupt("bad magic"))?;
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| corrupt("bad magic"))?;
     let (version, used) = take_field(rest)?;
     let rest = &rest[used..];
     let (covers, used) = take_field(rest)?;

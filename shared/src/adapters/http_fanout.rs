@@ -79,9 +79,19 @@ fn connection_uri(endpoint: &str, connection_id: &str) -> String {
 
 #[async_trait]
 impl Fanout for HttpFanout {
-    async fn post(&self, endpoint: &str, connection_id: &str, text: &str) -> Result<(), FanoutError> {
-        self.call(Method::POST, endpoint, connection_id, Bytes::copy_from_slice(text.as_bytes()))
-            .await
+    async fn post(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        text: &str,
+    ) -> Result<(), FanoutError> {
+        self.call(
+            Method::POST,
+            endpoint,
+            connection_id,
+            Bytes::copy_from_slice(text.as_bytes()),
+        )
+        .await
     }
 
     async fn close(&self, endpoint: &str, connection_id: &str) -> Result<(), FanoutError> {

@@ -84,7 +84,11 @@ impl ConnectionStore for MemoryConnectionStore {
     async fn memberships_of(&self, connection_id: &str) -> StoreResult<Vec<Membership>> {
         let now = unix_now_secs();
         let t = self.lock()?;
-        let scopes = t.by_connection.get(connection_id).cloned().unwrap_or_default();
+        let scopes = t
+            .by_connection
+            .get(connection_id)
+            .cloned()
+            .unwrap_or_default();
         Ok(scopes
             .iter()
             .filter_map(|s| t.by_scope.get(s).and_then(|m| m.get(connection_id)))

@@ -59,7 +59,11 @@ impl MemoryDocStore {
         Ok(())
     }
 
-    fn with_room<T>(&self, room: &str, f: impl FnOnce(&mut Room) -> StoreResult<T>) -> StoreResult<T> {
+    fn with_room<T>(
+        &self,
+        room: &str,
+        f: impl FnOnce(&mut Room) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut rooms = self
             .rooms
             .lock()

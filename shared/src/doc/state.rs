@@ -83,7 +83,8 @@ pub fn merge<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {
 /// What `update` holds that a peer with `state_vector` (encoded v1) lacks.
 pub fn diff(update: &[u8], state_vector: &[u8]) -> Result<Vec<u8>, DocError> {
     guard("diff an update", || {
-        yrs::diff_updates_v1(update, state_vector).map_err(|e| DocError::InvalidUpdate(e.to_string()))
+        yrs::diff_updates_v1(update, state_vector)
+            .map_err(|e| DocError::InvalidUpdate(e.to_string()))
     })?
 }
 
@@ -168,10 +169,7 @@ mod tests {
         // Nothing is missing from a peer that has everything.
         let nothing = diff(&all, &sv_all).unwrap();
         assert_eq!(text_of(&merge(&[all.clone(), nothing]).unwrap()).len(), 30);
-        assert_eq!(
-            StateVector::decode_v1(&sv_all).unwrap().encode_v1(),
-            sv_all
-        );
+        assert_eq!(StateVector::decode_v1(&sv_all).unwrap().encode_v1(), sv_all);
     }
 
     #[test]
@@ -182,7 +180,10 @@ mod tests {
         assert!(validate_update(b"hello world").is_err());
         let good = &edits(7, 1)[0];
         for cut in 1..good.len() {
-            assert!(validate_update(&good[..cut]).is_err(), "prefix {cut} accepted");
+            assert!(
+                validate_update(&good[..cut]).is_err(),
+                "prefix {cut} accepted"
+            );
         }
         assert!(diff(&edits(8, 1)[0], &[0xff]).is_err());
         assert!(state_vector(b"\x05").is_err());

@@ -92,9 +92,17 @@ impl Handler {
     /// could cascade into more gone posts); their own 30 s awareness timeout removes them.
     async fn forget_gone(&self, connection_id: &str) -> HandlerResult<()> {
         tracing::info!(connection_id, "connection gone (410): removing its records");
-        for membership in self.ports.connections.remove_connection(connection_id).await? {
+        for membership in self
+            .ports
+            .connections
+            .remove_connection(connection_id)
+            .await?
+        {
             if let Scope::Room(room) = &membership.scope {
-                self.ports.docs.remove_awareness(room, connection_id).await?;
+                self.ports
+                    .docs
+                    .remove_awareness(room, connection_id)
+                    .await?;
             }
         }
         Ok(())

@@ -108,7 +108,9 @@ impl Handler {
         let server_state_vector = doc::state_vector(&state).map_err(document)?;
         let mut frames = Vec::new();
         for piece in self.cut_to_fit(room, missing) {
-            frames.push(transport::encode_frame(&ywebsocket::encode_sync_step2(&piece)));
+            frames.push(transport::encode_frame(&ywebsocket::encode_sync_step2(
+                &piece,
+            )));
         }
         let server_step1 =
             transport::encode_frame(&ywebsocket::encode_sync_step1(&server_state_vector));
@@ -119,10 +121,18 @@ impl Handler {
             // The live store had no trace of this room. If other connections are in it, the store
             // lost its data (failover, flush): ask each of them for what the server lacks
             // (invariant 6). For a new room this finds only the caller and does nothing.
-            let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
+            let members = self
+                .ports
+                .connections
+                .members(&Scope::Room(room.to_string()))
+                .await?;
             if members.iter().any(|m| m.connection_id != connection_id) {
-                tracing::warn!(room, "live document data was lost: asking every connection to resend");
-                self.broadcast(&members, &server_step1, Some(connection_id)).await?;
+                tracing::warn!(
+                    room,
+                    "live document data was lost: asking every connection to resend"
+                );
+                self.broadcast(&members, &server_step1, Some(connection_id))
+                    .await?;
             }
         }
         Ok(())
@@ -195,7 +205,11 @@ impl Handler {
             )
             .await?;
         self.ports.docs.publish(room, &message).await?;
-        let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
+        let members = self
+            .ports
+            .connections
+            .members(&Scope::Room(room.to_string()))
+            .await?;
         self.broadcast(&members, &transport::encode_frame(&message), None)
             .await?;
         Ok(())
@@ -215,13 +229,26 @@ impl Handler {
     /// A connection left a room: broadcast the removal of its awareness clients, and compact the
     /// room if it was the last one.
     pub(super) async fn leave_room(&self, room: &str, connection_id: &str) -> HandlerResult<()> {
-        let members = self.ports.connections.members(&Scope::Room(room.to_string())).await?;
-        if let Some(entry) = self.ports.docs.remove_awareness(room, connection_id).await? {
+        let members = self
+            .ports
+            .connections
+            .members(&Scope::Room(room.to_string()))
+            .await?;
+        if let Some(entry) = self
+            .ports
+            .docs
+            .remove_awareness(room, connection_id)
+            .await?
+        {
             if !entry.clients.is_empty() {
                 let message = ywebsocket::encode_awareness_removal(&entry.clients);
                 self.ports.docs.publish(room, &message).await?;
-                self.broadcast(&members, &transport::encode_frame(&message), Some(connection_id))
-                    .await?;
+                self.broadcast(
+                    &members,
+                    &transport::encode_frame(&message),
+                    Some(connection_id),
+                )
+                .await?;
             }
         }
         if members.iter().all(|m| m.connection_id == connection_id) {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::ports::{ConnectionStore, DocStore, Fanout, Membership, Scope, SnapshotStore, StoreError};
+use crate::ports::{
+    ConnectionStore, DocStore, Fanout, Membership, Scope, SnapshotStore, StoreError,
+};
 use crate::protocol::is_signaling_frame;
 
 pub use compaction::Compaction;
@@ -75,7 +77,10 @@ impl Handler {
         };
         validate_room_name(room)?;
         let readonly = matches!(
-            query.get("readonly").map(|v| v.to_ascii_lowercase()).as_deref(),
+            query
+                .get("readonly")
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref(),
             Some("1" | "true" | "yes")
         );
         self.ports
@@ -110,7 +115,11 @@ impl Handler {
     /// membership with one index query, tells each room the connection's awareness clients left,
     /// and compacts a room its last connection left.
     pub async fn on_disconnect(&self, connection_id: &str) -> HandlerResult<()> {
-        let removed = self.ports.connections.remove_connection(connection_id).await?;
+        let removed = self
+            .ports
+            .connections
+            .remove_connection(connection_id)
+            .await?;
         for membership in removed {
             if let Scope::Room(room) = &membership.scope {
                 self.leave_room(room, connection_id).await?;

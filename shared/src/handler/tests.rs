@@ -188,17 +188,48 @@ fn awareness_message(client: u64, clock: u32, state: &str) -> Vec<u8> {
 async fn connect_validates_the_room_and_accepts_doc_alias() {
     let h = harness();
     let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
-    assert!(h.handler.on_connect("a", ENDPOINT, &q("room", "")).await.is_err());
+    assert!(h
+        .handler
+        .on_connect("a", ENDPOINT, &q("room", ""))
+        .await
+        .is_err());
     let long = "x".repeat(MAX_ROOM_NAME_BYTES + 1);
-    assert!(h.handler.on_connect("a", ENDPOINT, &q("room", &long)).await.is_err());
-    assert!(h.handler.on_connect("a", ENDPOINT, &q("room", "a\u{7}b")).await.is_err());
-    h.handler.on_connect("a", ENDPOINT, &q("doc", "notes")).await.unwrap();
-    let members = h.handler.ports.connections.members(&Scope::Room("notes".into())).await.unwrap();
+    assert!(h
+        .handler
+        .on_connect("a", ENDPOINT, &q("room", &long))
+        .await
+        .is_err());
+    assert!(h
+        .handler
+        .on_connect("a", ENDPOINT, &q("room", "a\u{7}b"))
+        .await
+        .is_err());
+    h.handler
+        .on_connect("a", ENDPOINT, &q("doc", "notes"))
+        .await
+        .unwrap();
+    let members = h
+        .handler
+        .ports
+        .connections
+        .members(&Scope::Room("notes".into()))
+        .await
+        .unwrap();
     assert_eq!(members.len(), 1);
     assert!(!members[0].readonly);
     // No room: a signaling connection, nothing stored until it subscribes.
-    h.handler.on_connect("s", ENDPOINT, &HashMap::new()).await.unwrap();
-    assert!(h.handler.ports.connections.memberships_of("s").await.unwrap().is_empty());
+    h.handler
+        .on_connect("s", ENDPOINT, &HashMap::new())
+        .await
+        .unwrap();
+    assert!(h
+        .handler
+        .ports
+        .connections
+        .memberships_of("s")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -220,10 +251,15 @@ async fn updates_are_logged_before_fan_out_and_reach_others_only() {
     h.join("b", "r").await;
     let alice = Client::new(1);
     let update = alice.insert(0, "hello");
-    h.send("a", &ywebsocket::encode_update(&update)).await.unwrap();
+    h.send("a", &ywebsocket::encode_update(&update))
+        .await
+        .unwrap();
     // Invariant 1: when b was posted the update, it was already in the log.
     assert_eq!(*h.fanout.log_len_at_post.lock().unwrap(), vec![1]);
-    assert!(h.take("a").is_empty(), "the sender must not get its own update back");
+    assert!(
+        h.take("a").is_empty(),
+        "the sender must not get its own update back"
+    );
     let to_b = h.take("b");
     assert_eq!(to_b, vec![Incoming::Update(update)]);
 }
@@ -233,8 +269,12 @@ async fn a_later_joiner_reads_everything_and_the_server_asks_for_its_state() {
     let h = harness();
     h.join("a", "r").await;
     let alice = Client::new(1);
-    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "abc"))).await.unwrap();
-    h.send("a", &ywebsocket::encode_update(&alice.insert(3, "def"))).await.unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "abc")))
+        .await
+        .unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(3, "def")))
+        .await
+        .unwrap();
     h.join("b", "r").await;
     let bob = Client::new(2);
     h.send("b", &bob.sync_step1()).await.unwrap();
@@ -242,14 +282,18 @@ async fn a_later_joiner_reads_everything_and_the_server_asks_for_its_state() {
     bob.receive(&replies);
     assert_eq!(bob.text(), "abcdef");
     // The server's own sync step 1 lets the client send what the server lacks.
-    let Some(Incoming::SyncStep1(server_sv)) = replies.iter().find(|m| matches!(m, Incoming::SyncStep1(_))) else {
+    let Some(Incoming::SyncStep1(server_sv)) =
+        replies.iter().find(|m| matches!(m, Incoming::SyncStep1(_)))
+    else {
         panic!("no server sync step 1 in {replies:?}");
     };
     let offline = Client::new(3);
     offline.insert(0, "zzz");
     let missing = offline.doc.transact().encode_state_as_update_v1(server_sv);
     h.join("c", "r").await;
-    h.send("c", &ywebsocket::encode_sync_step2(&missing)).await.unwrap();
+    h.send("c", &ywebsocket::encode_sync_step2(&missing))
+        .await
+        .unwrap();
     let state = h.handler.read_state("r").await.unwrap();
     let check = Client::new(9);
     check.apply(&state);
@@ -260,7 +304,9 @@ async fn a_later_joiner_reads_everything_and_the_server_asks_for_its_state() {
 async fn empty_sync_step2_is_not_logged() {
     let h = harness();
     h.join("a", "r").await;
-    h.send("a", &ywebsocket::encode_sync_step2(&[0, 0])).await.unwrap();
+    h.send("a", &ywebsocket::encode_sync_step2(&[0, 0]))
+        .await
+        .unwrap();
     assert!(h.docs.read_log("r").await.unwrap().updates.is_empty());
 }
 
@@ -272,11 +318,19 @@ async fn readonly_connections_get_state_but_their_updates_are_dropped() {
     q.insert("readonly".into(), "1".into());
     h.handler.on_connect("viewer", ENDPOINT, &q).await.unwrap();
     let alice = Client::new(1);
-    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "doc"))).await.unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "doc")))
+        .await
+        .unwrap();
     let viewer = Client::new(2);
     viewer.receive(&h.take("viewer"));
-    assert_eq!(viewer.text(), "doc", "read-only connections still receive updates");
-    h.send("viewer", &ywebsocket::encode_update(&viewer.insert(0, "X"))).await.unwrap();
+    assert_eq!(
+        viewer.text(),
+        "doc",
+        "read-only connections still receive updates"
+    );
+    h.send("viewer", &ywebsocket::encode_update(&viewer.insert(0, "X")))
+        .await
+        .unwrap();
     assert!(h.take("a").is_empty(), "a read-only update reached a peer");
     assert_eq!(h.docs.read_log("r").await.unwrap().updates.len(), 1);
 }
@@ -297,14 +351,19 @@ async fn awareness_is_echoed_stored_and_removed_on_disconnect() {
     for id in ["a", "b"] {
         let got = h.take(id);
         assert_eq!(got.len(), 1, "{id}: {got:?}");
-        let Incoming::Awareness { update, .. } = &got[0] else { panic!("{got:?}") };
+        let Incoming::Awareness { update, .. } = &got[0] else {
+            panic!("{got:?}")
+        };
         assert_eq!(update.clients.values().next().unwrap().clock, 3);
     }
     // A joiner gets stored awareness after sync.
     h.join("c", "r").await;
     h.send("c", &Client::new(5).sync_step1()).await.unwrap();
     let to_c = h.take("c");
-    assert!(matches!(to_c.last(), Some(Incoming::Awareness { .. })), "{to_c:?}");
+    assert!(
+        matches!(to_c.last(), Some(Incoming::Awareness { .. })),
+        "{to_c:?}"
+    );
     // Query-awareness is answered with the stored states.
     h.send("c", &[3]).await.unwrap();
     assert_eq!(h.take("c").len(), 1);
@@ -312,7 +371,9 @@ async fn awareness_is_echoed_stored_and_removed_on_disconnect() {
     h.handler.on_disconnect("a").await.unwrap();
     for id in ["b", "c"] {
         let got = h.take(id);
-        let Some(Incoming::Awareness { update, .. }) = got.first() else { panic!("{id}: {got:?}") };
+        let Some(Incoming::Awareness { update, .. }) = got.first() else {
+            panic!("{id}: {got:?}")
+        };
         let (client, entry) = update.clients.iter().next().unwrap();
         assert_eq!(client.get(), 77);
         assert_eq!(entry.clock, 3, "removal keeps the last clock");
@@ -328,7 +389,9 @@ async fn bad_frames_close_the_connection_and_apply_nothing() {
     h.join("a", "r").await;
     h.join("bad", "r").await;
     let alice = Client::new(1);
-    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "safe"))).await.unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "safe")))
+        .await
+        .unwrap();
     h.take("bad");
     let good = Client::new(2).insert(0, "partial");
     let mut mixed = ywebsocket::encode_update(&good);
@@ -342,7 +405,10 @@ async fn bad_frames_close_the_connection_and_apply_nothing() {
     ];
     for (i, body) in bad_inputs.iter().enumerate() {
         let result = h.handler.on_message("bad", ENDPOINT, body).await;
-        assert!(matches!(result, Err(HandlerError::BadRequest(_))), "input {i}: {result:?}");
+        assert!(
+            matches!(result, Err(HandlerError::BadRequest(_))),
+            "input {i}: {result:?}"
+        );
     }
     assert_eq!(h.fanout.closed.lock().unwrap().len(), bad_inputs.len());
     assert!(h.take("a").is_empty(), "part of a bad frame reached a peer");
@@ -355,7 +421,10 @@ async fn bad_frames_close_the_connection_and_apply_nothing() {
 #[tokio::test]
 async fn a_message_from_a_connection_without_a_room_is_refused() {
     let h = harness();
-    h.handler.on_connect("s", ENDPOINT, &HashMap::new()).await.unwrap();
+    h.handler
+        .on_connect("s", ENDPOINT, &HashMap::new())
+        .await
+        .unwrap();
     let r = h.send("s", &Client::new(1).sync_step1()).await;
     assert!(matches!(r, Err(HandlerError::BadRequest(_))));
 }
@@ -368,11 +437,21 @@ async fn last_leave_compacts_into_the_snapshot() {
     for (i, s) in ["one ", "two ", "three"].iter().enumerate() {
         let at = alice.text().len() as u32;
         let _ = i;
-        h.send("a", &ywebsocket::encode_update(&alice.insert(at, s))).await.unwrap();
+        h.send("a", &ywebsocket::encode_update(&alice.insert(at, s)))
+            .await
+            .unwrap();
     }
     h.handler.on_disconnect("a").await.unwrap();
-    assert!(h.docs.read_log("r").await.unwrap().updates.is_empty(), "log trimmed");
-    let snap = h.snapshots.get("r").await.unwrap().expect("snapshot written");
+    assert!(
+        h.docs.read_log("r").await.unwrap().updates.is_empty(),
+        "log trimmed"
+    );
+    let snap = h
+        .snapshots
+        .get("r")
+        .await
+        .unwrap()
+        .expect("snapshot written");
     let check = Client::new(9);
     check.apply(&snap.snapshot.update);
     assert_eq!(check.text(), "one two three");
@@ -393,7 +472,9 @@ async fn the_log_is_compacted_past_its_threshold() {
     h.join("a", "r").await;
     let alice = Client::new(1);
     for i in 0..10u32 {
-        h.send("a", &ywebsocket::encode_update(&alice.insert(i, "x"))).await.unwrap();
+        h.send("a", &ywebsocket::encode_update(&alice.insert(i, "x")))
+            .await
+            .unwrap();
     }
     assert!(h.docs.read_log("r").await.unwrap().updates.len() <= 3);
     let state = h.handler.read_state("r").await.unwrap();
@@ -407,16 +488,33 @@ async fn compaction_with_a_stale_snapshot_version_writes_and_trims_nothing() {
     let h = harness();
     h.join("a", "r").await;
     let alice = Client::new(1);
-    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "first"))).await.unwrap();
-    assert!(matches!(h.handler.compact("r").await.unwrap(), Compaction::Written { .. }));
-    h.send("a", &ywebsocket::encode_update(&alice.insert(5, " second"))).await.unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "first")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.handler.compact("r").await.unwrap(),
+        Compaction::Written { .. }
+    ));
+    h.send("a", &ywebsocket::encode_update(&alice.insert(5, " second")))
+        .await
+        .unwrap();
     // Another compactor holds the lock: this one backs off.
     let token = h.docs.try_lock("r", 60_000).await.unwrap().unwrap();
     assert_eq!(h.handler.compact("r").await.unwrap(), Compaction::Busy);
     h.docs.unlock("r", &token).await.unwrap();
-    assert_eq!(h.docs.read_log("r").await.unwrap().updates.len(), 1, "nothing trimmed while busy");
-    assert!(matches!(h.handler.compact("r").await.unwrap(), Compaction::Written { entries: 1, .. }));
-    assert_eq!(h.handler.compact("r").await.unwrap(), Compaction::NothingToDo);
+    assert_eq!(
+        h.docs.read_log("r").await.unwrap().updates.len(),
+        1,
+        "nothing trimmed while busy"
+    );
+    assert!(matches!(
+        h.handler.compact("r").await.unwrap(),
+        Compaction::Written { entries: 1, .. }
+    ));
+    assert_eq!(
+        h.handler.compact("r").await.unwrap(),
+        Compaction::NothingToDo
+    );
 }
 
 #[tokio::test]
@@ -425,8 +523,19 @@ async fn gone_connections_are_cleaned_up_during_broadcast() {
     h.join("a", "r").await;
     h.join("ghost", "r").await;
     h.fanout.gone.lock().unwrap().insert("ghost".into());
-    h.send("a", &ywebsocket::encode_update(&Client::new(1).insert(0, "x"))).await.unwrap();
-    let members = h.handler.ports.connections.members(&Scope::Room("r".into())).await.unwrap();
+    h.send(
+        "a",
+        &ywebsocket::encode_update(&Client::new(1).insert(0, "x")),
+    )
+    .await
+    .unwrap();
+    let members = h
+        .handler
+        .ports
+        .connections
+        .members(&Scope::Room("r".into()))
+        .await
+        .unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].connection_id, "a");
 }
@@ -443,7 +552,9 @@ async fn large_state_is_sent_in_pieces_that_fit_the_limit() {
     for i in 0..150u32 {
         let chunk = format!("{i:03}:{}", "lorem ipsum ".repeat(8));
         let update = alice.insert(0, &chunk);
-        h.send("a", &ywebsocket::encode_update(&update)).await.unwrap();
+        h.send("a", &ywebsocket::encode_update(&update))
+            .await
+            .unwrap();
     }
     assert!(alice.text().len() > 3 * limit);
     h.join("b", "r").await;
@@ -452,7 +563,11 @@ async fn large_state_is_sent_in_pieces_that_fit_the_limit() {
     let texts = h.take_text("b");
     assert!(texts.len() > 2, "state should need several messages");
     for t in &texts {
-        assert!(t.len() <= limit, "a frame of {} bytes exceeds {limit}", t.len());
+        assert!(
+            t.len() <= limit,
+            "a frame of {} bytes exceeds {limit}",
+            t.len()
+        );
         bob.receive(&decode_messages(&decode_frame(t).unwrap()).unwrap());
     }
     assert_eq!(bob.text(), alice.text());
@@ -465,17 +580,26 @@ async fn lost_live_data_makes_the_server_ask_every_connection_to_resend() {
     h.join("b", "r").await;
     let alice = Client::new(1);
     h.send("a", &alice.sync_step1()).await.unwrap();
-    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "precious"))).await.unwrap();
+    h.send(
+        "a",
+        &ywebsocket::encode_update(&alice.insert(0, "precious")),
+    )
+    .await
+    .unwrap();
     h.take("a");
     h.take("b");
     h.docs.flush().unwrap(); // Redis failover / FLUSHALL
     h.join("c", "r").await;
     h.send("c", &Client::new(3).sync_step1()).await.unwrap();
     let to_a = h.take("a");
-    let Some(Incoming::SyncStep1(sv)) = to_a.first() else { panic!("a was not asked: {to_a:?}") };
+    let Some(Incoming::SyncStep1(sv)) = to_a.first() else {
+        panic!("a was not asked: {to_a:?}")
+    };
     // a answers with what the server lacks, and the document is whole again.
     let missing = alice.doc.transact().encode_state_as_update_v1(sv);
-    h.send("a", &ywebsocket::encode_sync_step2(&missing)).await.unwrap();
+    h.send("a", &ywebsocket::encode_sync_step2(&missing))
+        .await
+        .unwrap();
     let state = h.handler.read_state("r").await.unwrap();
     let check = Client::new(9);
     check.apply(&state);
@@ -488,14 +612,21 @@ async fn lost_live_data_makes_the_server_ask_every_connection_to_resend() {
 async fn signaling_subscribe_publish_ping_unsubscribe_and_disconnect() {
     let h = harness();
     for id in ["p", "q"] {
-        h.handler.on_connect(id, ENDPOINT, &HashMap::new()).await.unwrap();
+        h.handler
+            .on_connect(id, ENDPOINT, &HashMap::new())
+            .await
+            .unwrap();
         h.handler
             .on_message(id, ENDPOINT, r#"{"type":"subscribe","topics":["t1","t2"]}"#)
             .await
             .unwrap();
     }
     h.handler
-        .on_message("p", ENDPOINT, r#"{"type":"publish","topic":"t1","data":{"from":"p"}}"#)
+        .on_message(
+            "p",
+            ENDPOINT,
+            r#"{"type":"publish","topic":"t1","data":{"from":"p"}}"#,
+        )
         .await
         .unwrap();
     for id in ["p", "q"] {
@@ -505,11 +636,18 @@ async fn signaling_subscribe_publish_ping_unsubscribe_and_disconnect() {
         assert_eq!(v["clients"], 2);
         assert_eq!(v["data"]["from"], "p");
     }
-    h.handler.on_message("p", ENDPOINT, r#"{"type":"ping"}"#).await.unwrap();
+    h.handler
+        .on_message("p", ENDPOINT, r#"{"type":"ping"}"#)
+        .await
+        .unwrap();
     assert_eq!(h.take_text("p"), vec![r#"{"type":"pong"}"#.to_string()]);
     // Publish to a topic nobody is in: harmless.
     h.handler
-        .on_message("p", ENDPOINT, r#"{"type":"publish","topic":"nobody","data":{}}"#)
+        .on_message(
+            "p",
+            ENDPOINT,
+            r#"{"type":"publish","topic":"nobody","data":{}}"#,
+        )
         .await
         .unwrap();
     h.handler
@@ -517,18 +655,35 @@ async fn signaling_subscribe_publish_ping_unsubscribe_and_disconnect() {
         .await
         .unwrap();
     h.handler
-        .on_message("p", ENDPOINT, r#"{"type":"publish","topic":"t1","data":{}}"#)
+        .on_message(
+            "p",
+            ENDPOINT,
+            r#"{"type":"publish","topic":"t1","data":{}}"#,
+        )
         .await
         .unwrap();
     assert!(h.take_text("q").is_empty());
     assert_eq!(h.take_text("p").len(), 1);
     h.handler.on_disconnect("q").await.unwrap();
-    let t2 = h.handler.ports.connections.members(&Scope::Topic("t2".into())).await.unwrap();
-    assert_eq!(t2.len(), 1, "disconnect removes every topic of the connection");
+    let t2 = h
+        .handler
+        .ports
+        .connections
+        .members(&Scope::Topic("t2".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        t2.len(),
+        1,
+        "disconnect removes every topic of the connection"
+    );
     // Bad JSON closes the connection; unknown types are ignored.
     assert!(h.handler.on_message("p", ENDPOINT, "{oops").await.is_err());
     assert_eq!(h.fanout.closed.lock().unwrap().as_slice(), ["p"]);
-    h.handler.on_message("p", ENDPOINT, r#"{"type":"future"}"#).await.unwrap();
+    h.handler
+        .on_message("p", ENDPOINT, r#"{"type":"future"}"#)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -536,12 +691,20 @@ async fn a_hundred_subscribers_all_get_a_publish() {
     let h = harness();
     for i in 0..100 {
         h.handler
-            .on_message(&format!("c{i}"), ENDPOINT, r#"{"type":"subscribe","topics":["big"]}"#)
+            .on_message(
+                &format!("c{i}"),
+                ENDPOINT,
+                r#"{"type":"subscribe","topics":["big"]}"#,
+            )
             .await
             .unwrap();
     }
     h.handler
-        .on_message("c0", ENDPOINT, r#"{"type":"publish","topic":"big","data":{}}"#)
+        .on_message(
+            "c0",
+            ENDPOINT,
+            r#"{"type":"publish","topic":"big","data":{}}"#,
+        )
         .await
         .unwrap();
     let posts = h.fanout.posts.lock().unwrap();

@@ -114,7 +114,10 @@ mod tests {
             decode(r#"{"type":"unsubscribe","topics":["a"]}"#).unwrap(),
             SignalingMessage::Unsubscribe(vec!["a".into()])
         );
-        assert_eq!(decode(r#"{"type":"ping"}"#).unwrap(), SignalingMessage::Ping);
+        assert_eq!(
+            decode(r#"{"type":"ping"}"#).unwrap(),
+            SignalingMessage::Ping
+        );
         let SignalingMessage::Publish { topic, message } =
             decode(r#"{"type":"publish","topic":"t","data":{"type":"announce","from":"x"}}"#)
                 .unwrap()
@@ -146,18 +149,28 @@ mod tests {
         ));
         assert!(matches!(
             decode(r#"{"type":"subscribe","topics":"a"}"#),
-            Err(SignalingError::BadField { field: "topics", .. })
+            Err(SignalingError::BadField {
+                field: "topics",
+                ..
+            })
         ));
         assert!(matches!(
             decode(r#"{"type":"subscribe","topics":[1]}"#),
-            Err(SignalingError::BadField { field: "topics", .. })
+            Err(SignalingError::BadField {
+                field: "topics",
+                ..
+            })
         ));
         assert!(matches!(
             decode(r#"{"type":"publish","data":{}}"#),
             Err(SignalingError::BadField { field: "topic", .. })
         ));
         let many: Vec<String> = (0..300).map(|i| format!("\"t{i}\"")).collect();
-        assert!(decode(&format!(r#"{{"type":"subscribe","topics":[{}]}}"#, many.join(","))).is_err());
+        assert!(decode(&format!(
+            r#"{{"type":"subscribe","topics":[{}]}}"#,
+            many.join(",")
+        ))
+        .is_err());
     }
 
     #[test]

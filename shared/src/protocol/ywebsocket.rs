@@ -54,25 +54,25 @@ pub fn decode_messages(frame: &[u8]) -> Result<Vec<Incoming>, ProtocolError> {
             index,
             offset: start,
         };
-        let tag = cursor.var_uint().ok_or_else(|| truncated())?;
+        let tag = cursor.var_uint().ok_or_else(truncated)?;
         match tag {
             t if t == u64::from(MSG_SYNC) => {
-                cursor.var_uint().ok_or_else(|| truncated())?;
-                cursor.skip_buf().ok_or_else(|| truncated())?;
+                cursor.var_uint().ok_or_else(truncated)?;
+                cursor.skip_buf().ok_or_else(truncated)?;
             }
             t if t == u64::from(MSG_AWARENESS) => {
-                cursor.skip_buf().ok_or_else(|| truncated())?;
+                cursor.skip_buf().ok_or_else(truncated)?;
             }
             t if t == u64::from(MSG_AUTH) => {
-                let permission = cursor.var_uint().ok_or_else(|| truncated())?;
+                let permission = cursor.var_uint().ok_or_else(truncated)?;
                 if permission == 0 {
-                    cursor.skip_buf().ok_or_else(|| truncated())?;
+                    cursor.skip_buf().ok_or_else(truncated)?;
                 }
             }
             t if t == u64::from(MSG_QUERY_AWARENESS) => {}
             t => {
                 // Unknown types follow the convention of a length-prefixed payload.
-                cursor.skip_buf().ok_or_else(|| truncated())?;
+                cursor.skip_buf().ok_or_else(truncated)?;
                 out.push(Incoming::Unknown(u8::try_from(t).unwrap_or(u8::MAX)));
                 continue;
             }
@@ -208,7 +208,9 @@ mod tests {
     #[test]
     fn encodes_what_yrs_decodes() {
         let doc = doc_with("hello", 7);
-        let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         let sv = doc.transact().state_vector().encode_v1();
         let frames = [
             encode_sync_step1(&sv),
@@ -219,7 +221,10 @@ mod tests {
             .iter()
             .map(|f| decode_messages(f).unwrap().remove(0))
             .collect();
-        assert_eq!(decoded[0], Incoming::SyncStep1(StateVector::decode_v1(&sv).unwrap()));
+        assert_eq!(
+            decoded[0],
+            Incoming::SyncStep1(StateVector::decode_v1(&sv).unwrap())
+        );
         assert_eq!(decoded[1], Incoming::SyncStep2(update.clone()));
         assert_eq!(decoded[2], Incoming::Update(update.clone()));
         let applied = Doc::new();
@@ -262,7 +267,9 @@ mod tests {
     #[test]
     fn truncation_anywhere_rejects_the_frame() {
         let doc = doc_with("truncate me", 9);
-        let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
         let mut frame = encode_update(&update);
         frame.push(MSG_QUERY_AWARENESS);
         for cut in 1..frame.len() - 1 {
