@@ -4,6 +4,9 @@ use std::time::Duration;
 
 /// API Gateway's limit on one WebSocket message (128 KB).
 pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// API Gateway's limit on one WebSocket frame (32 KB): a larger message must come in several
+/// frames. Browsers send each message as one frame, so a browser's messages must stay under it.
+pub const API_GATEWAY_MAX_FRAME_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -24,6 +27,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `YLAMBDA_MAX_MESSAGE_BYTES`: the largest WebSocket message accepted or sent (API Gateway: 128 KB).
     pub max_message_bytes: usize,
+    /// `YLAMBDA_MAX_FRAME_BYTES`: the largest WebSocket frame accepted (API Gateway: 32 KB).
+    pub max_frame_bytes: usize,
     /// `YLAMBDA_IDLE_TIMEOUT_SECS`: a connection with no traffic for this long is closed (API Gateway: 10 min).
     pub idle_timeout: Duration,
     /// `YLAMBDA_MAX_CONNECTION_SECS`: a connection is closed after this long (API Gateway: 2 h).
@@ -47,6 +52,7 @@ impl Default for Config {
             listen: "127.0.0.1:4001".to_string(),
             data_dir: PathBuf::from("./.ylambda"),
             max_message_bytes: API_GATEWAY_MAX_MESSAGE_BYTES,
+            max_frame_bytes: API_GATEWAY_MAX_FRAME_BYTES,
             idle_timeout: Duration::from_secs(600),
             max_connection: Duration::from_secs(7200),
             compact_log_bytes: 1024 * 1024,
@@ -96,6 +102,8 @@ impl Config {
         };
         config.max_message_bytes =
             number("YLAMBDA_MAX_MESSAGE_BYTES", config.max_message_bytes as u64)? as usize;
+        config.max_frame_bytes =
+            number("YLAMBDA_MAX_FRAME_BYTES", config.max_frame_bytes as u64)? as usize;
         config.idle_timeout = Duration::from_secs(number(
             "YLAMBDA_IDLE_TIMEOUT_SECS",
             config.idle_timeout.as_secs(),

@@ -1,0 +1,5 @@
+//! The `ylambda` command line's library side: the `ylambda dev` gateway, callable in-process by
+//! tests and by the binary alike.
+pub mod gateway;
+
+pub use gateway::{serve, ConnectionSummary, Connections, Gateway, GatewayError, ShutdownReport};
