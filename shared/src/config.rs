@@ -10,12 +10,26 @@ pub const API_GATEWAY_MAX_FRAME_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("environment variable {name} is not set ({why})")]
+    Missing {
+        name: &'static str,
+        why: &'static str,
+    },
     #[error("environment variable {name}={value:?} is invalid: {reason}")]
     Invalid {
         name: &'static str,
         value: String,
         reason: String,
     },
+}
+
+/// Which adapters back the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// In-memory connections and doc log, snapshots in the data dir: no Docker, no AWS.
+    Embedded,
+    /// DynamoDB connections, Redis doc log, S3 snapshots (endpoints from `AWS_ENDPOINT_URL*`).
+    Aws,
 }
 
 /// Everything ylambda reads from its environment. Binaries read it once at start.
@@ -41,6 +55,14 @@ pub struct Config {
     pub connection_ttl: Duration,
     /// `YLAMBDA_FANOUT_CONCURRENCY`: how many posts one broadcast has in flight at once.
     pub fanout_concurrency: usize,
+    /// `YLAMBDA_BACKEND`: `embedded` (default) or `aws`.
+    pub backend: Backend,
+    /// `YLAMBDA_TABLE`: the DynamoDB connections table (backend `aws`).
+    pub table: Option<String>,
+    /// `YLAMBDA_BUCKET`: the S3 snapshot bucket (backend `aws`).
+    pub bucket: Option<String>,
+    /// `YLAMBDA_REDIS_URL`: `redis://` or `rediss://` URL with auth (backend `aws`).
+    pub redis_url: Option<String>,
     /// `YLAMBDA_MANAGEMENT_ENDPOINT`: where posts to connections go. Default: derived from each
     /// event, `https://{domainName}/{stage}`, as on AWS; set it for local emulators.
     pub management_endpoint: Option<String>,
@@ -61,6 +83,10 @@ impl Default for Config {
             connection_ttl: Duration::from_secs(7800),
             fanout_concurrency: 32,
             management_endpoint: None,
+            backend: Backend::Embedded,
+            table: None,
+            bucket: None,
+            redis_url: None,
         }
     }
 }
@@ -79,6 +105,37 @@ impl Config {
         }
         if let Some(v) = lookup("YLAMBDA_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
+        }
+        let text = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        config.table = text("YLAMBDA_TABLE");
+        config.bucket = text("YLAMBDA_BUCKET");
+        config.redis_url = text("YLAMBDA_REDIS_URL");
+        if let Some(value) = text("YLAMBDA_BACKEND") {
+            config.backend = match value.trim().to_ascii_lowercase().as_str() {
+                "embedded" => Backend::Embedded,
+                "aws" => Backend::Aws,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "YLAMBDA_BACKEND",
+                        value,
+                        reason: "must be `embedded` or `aws`".into(),
+                    })
+                }
+            };
+        }
+        if config.backend == Backend::Aws {
+            for (name, value) in [
+                ("YLAMBDA_TABLE", &config.table),
+                ("YLAMBDA_BUCKET", &config.bucket),
+                ("YLAMBDA_REDIS_URL", &config.redis_url),
+            ] {
+                if value.is_none() {
+                    return Err(ConfigError::Missing {
+                        name,
+                        why: "YLAMBDA_BACKEND=aws needs it",
+                    });
+                }
+            }
         }
         config.management_endpoint =
             lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
@@ -168,6 +225,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn aws_backend_needs_its_resources() {
+        let e = from(&[("YLAMBDA_BACKEND", "aws")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_TABLE"), "{e}");
+        let c = from(&[
+            ("YLAMBDA_BACKEND", "AWS"),
+            ("YLAMBDA_TABLE", "t"),
+            ("YLAMBDA_BUCKET", "b"),
+            ("YLAMBDA_REDIS_URL", "redis://127.0.0.1:6379"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend, Backend::Aws);
+        assert!(from(&[("YLAMBDA_BACKEND", "cloud")]).is_err());
     }
 
     #[test]
