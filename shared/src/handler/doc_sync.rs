@@ -50,14 +50,9 @@ impl Handler {
                         self.accept_update(&member, room, update).await?;
                     }
                 }
-                Incoming::Awareness { update, encoded } => {
-                    let clients = update
-                        .clients
-                        .iter()
-                        .map(|(id, entry)| (id.get(), entry.clock))
-                        .collect();
-                    self.relay_awareness(room, connection_id, clients, encoded)
-                        .await?
+                Incoming::Awareness { update, .. } => {
+                    let states = ywebsocket::awareness_states(&update);
+                    self.relay_awareness(room, connection_id, states).await?
                 }
                 Incoming::QueryAwareness => {
                     let frames = self.awareness_frames(room).await?;
@@ -183,15 +178,46 @@ impl Handler {
         Ok(())
     }
 
-    /// Awareness goes to the whole room, the sender included: the y-websocket client reconnects
-    /// after ~30 s of silence, and its own echoed awareness is what a lone client hears.
+    /// Awareness: keep what is new, store it under the connection that owns those clients, and
+    /// relay it to the whole room, the sender included (the y-websocket client reconnects after
+    /// ~30 s of silence, and its own echoed awareness is what a lone client hears).
+    ///
+    /// y-websocket clients re-send every awareness change they receive, so a message also carries
+    /// other connections' clients. As in the reference server, a connection owns only the client
+    /// ids it introduced, and an entry that is not newer than what the room has is dropped: a
+    /// forwarded state is neither stored under the wrong connection (its removal would be
+    /// broadcast when that one leaves) nor relayed again (N peers would echo it N times).
     async fn relay_awareness(
         &self,
         room: &str,
         connection_id: &str,
-        clients: Vec<(u64, u32)>,
-        encoded: Vec<u8>,
+        states: Vec<ywebsocket::AwarenessState>,
     ) -> HandlerResult<()> {
+        let known = self.ports.docs.awareness(room).await?;
+        let owner_of = |client: u64| {
+            known.iter().find_map(|entry| {
+                entry
+                    .clients
+                    .iter()
+                    .find(|(id, _)| *id == client)
+                    .map(|(_, clock)| (entry.connection_id.as_str(), *clock))
+            })
+        };
+        let accepted: Vec<ywebsocket::AwarenessState> = states
+            .into_iter()
+            .filter(|state| match owner_of(state.client) {
+                Some((owner, clock)) => {
+                    owner == connection_id
+                        && (state.clock > clock || (state.clock == clock && state.is_removal()))
+                }
+                None => !state.is_removal(),
+            })
+            .collect();
+        if accepted.is_empty() {
+            tracing::trace!(connection_id, room, "awareness message carried nothing new");
+            return Ok(());
+        }
+        let encoded = ywebsocket::encode_awareness_update(&accepted);
         let message = ywebsocket::encode_awareness(&encoded);
         self.ports
             .docs
@@ -199,7 +225,7 @@ impl Handler {
                 room,
                 AwarenessEntry {
                     connection_id: connection_id.to_string(),
-                    clients,
+                    clients: accepted.iter().map(|s| (s.client, s.clock)).collect(),
                     update: encoded,
                 },
             )

@@ -167,17 +167,60 @@ pub fn encode_permission_denied(reason: &str) -> Vec<u8> {
     Message::Auth(Some(reason.to_string())).encode_v1()
 }
 
+/// One client's entry in an awareness update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwarenessState {
+    pub client: u64,
+    pub clock: u32,
+    /// The state as JSON text; `null` means the client is gone.
+    pub json: String,
+}
+
+impl AwarenessState {
+    pub fn is_removal(&self) -> bool {
+        self.json == "null"
+    }
+}
+
+/// The entries of a decoded awareness update, in a stable order.
+pub fn awareness_states(update: &AwarenessUpdate) -> Vec<AwarenessState> {
+    let mut states: Vec<AwarenessState> = update
+        .clients
+        .iter()
+        .map(|(id, entry)| AwarenessState {
+            client: id.get(),
+            clock: entry.clock,
+            json: entry.json.to_string(),
+        })
+        .collect();
+    states.sort_by_key(|s| s.client);
+    states
+}
+
+/// Encodes an awareness update (y-protocols `encodeAwarenessUpdate` layout).
+pub fn encode_awareness_update(states: &[AwarenessState]) -> Vec<u8> {
+    let mut update = Vec::new();
+    write_var_uint(&mut update, states.len() as u64);
+    for state in states {
+        write_var_uint(&mut update, state.client);
+        write_var_uint(&mut update, u64::from(state.clock));
+        write_var_buf(&mut update, state.json.as_bytes());
+    }
+    update
+}
+
 /// The awareness update that tells peers these clients are gone: their last clock with a `null`
 /// state, which y-protocols applies as a removal (as the reference server broadcasts it).
 pub fn encode_awareness_removal(clients: &[(u64, u32)]) -> Vec<u8> {
-    let mut update = Vec::new();
-    write_var_uint(&mut update, clients.len() as u64);
-    for (client, clock) in clients {
-        write_var_uint(&mut update, *client);
-        write_var_uint(&mut update, u64::from(*clock));
-        write_var_buf(&mut update, b"null");
-    }
-    encode_awareness(&update)
+    let states: Vec<AwarenessState> = clients
+        .iter()
+        .map(|(client, clock)| AwarenessState {
+            client: *client,
+            clock: *clock,
+            json: "null".into(),
+        })
+        .collect();
+    encode_awareness(&encode_awareness_update(&states))
 }
 
 fn write_var_uint(out: &mut Vec<u8>, mut value: u64) {
