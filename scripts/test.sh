@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Real backends for the adapter conformance suites and the aws end-to-end run: moto server
+# (DynamoDB, S3) and redis-server on loopback, started here and stopped (by PID) on exit.
+cleanup() {
+  bash scripts/local-redis.sh stop || true
+  bash scripts/local-aws.sh stop || true
+}
+trap cleanup EXIT
+
+step "start moto server and redis-server on loopback"
+eval "$(bash scripts/local-aws.sh start)"
+eval "$(bash scripts/local-redis.sh start)"
+export YLAMBDA_TEST_AWS=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

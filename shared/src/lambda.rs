@@ -7,9 +7,9 @@ use aws_lambda_events::encodings::Body;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::adapters::{FsSnapshotStore, HttpFanout, MemoryConnectionStore, MemoryDocStore};
+use crate::backends::{self, StartError};
 use crate::config::Config;
-use crate::handler::{Handler, HandlerError, Ports};
+use crate::handler::{Handler, HandlerError};
 
 /// The API Gateway route a Lambda serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,25 +29,11 @@ impl Route {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Store(#[from] crate::ports::StoreError),
-}
-
-/// Builds the handler a Lambda runs on, once per cold start. Until the AWS adapters land these are
-/// the embedded ones (state lives in the Lambda container), with posts going to the HTTP
-/// management API at `YLAMBDA_MANAGEMENT_ENDPOINT` (`ylambda dev` serves one).
-pub fn build_handler(config: Config) -> Result<Handler, StartError> {
-    let snapshots = FsSnapshotStore::new(&config.data_dir)?;
-    let ports = Ports {
-        connections: std::sync::Arc::new(MemoryConnectionStore::new()),
-        docs: std::sync::Arc::new(MemoryDocStore::new()),
-        snapshots: std::sync::Arc::new(snapshots),
-        fanout: std::sync::Arc::new(HttpFanout::new()),
-    };
+/// Builds the handler a Lambda runs on, once per cold start: the backend's stores and the
+/// management API fanout.
+pub async fn build_handler(config: Config) -> Result<Handler, StartError> {
+    let fanout = backends::lambda_fanout(&config).await;
+    let ports = backends::stores(&config).await?.with_fanout(fanout);
     Ok(Handler::new(ports, config))
 }
 
@@ -55,7 +41,7 @@ pub fn build_handler(config: Config) -> Result<Handler, StartError> {
 /// configuration and clients once per cold start, then one event at a time.
 pub async fn serve(route: Route) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let handler = build_handler(Config::from_env()?)?;
+    let handler = build_handler(Config::from_env()?).await?;
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {

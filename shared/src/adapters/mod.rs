@@ -1,14 +1,17 @@
 //! Embedded adapters: the local server's default backends, held to the same conformance suites as
 //! the AWS / Redis ones.
+pub mod aws;
 mod fs_snapshots;
 mod http_fanout;
 mod memory_connections;
 mod memory_docs;
+mod redis_docs;
 
 pub use fs_snapshots::FsSnapshotStore;
 pub use http_fanout::HttpFanout;
 pub use memory_connections::MemoryConnectionStore;
 pub use memory_docs::MemoryDocStore;
+pub use redis_docs::RedisDocStore;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -7,6 +7,10 @@ use crate::ports::{AwarenessEntry, Membership, Scope};
 use crate::protocol::transport::{self, max_binary_for_text};
 use crate::protocol::ywebsocket::{self, Incoming};
 
+/// Back-off while the connection index catches up with a fresh `$connect` (about 1.5 s in all;
+/// DynamoDB's global secondary indexes usually lag well under a second).
+const INDEX_RETRY_DELAYS_MS: [u64; 5] = [50, 100, 200, 400, 800];
+
 /// Bytes a sync message adds around its payload (two tags and a length varint).
 const SYNC_MESSAGE_OVERHEAD: usize = 8;
 
@@ -70,17 +74,29 @@ impl Handler {
     }
 
     /// The room this connection joined at `$connect`. `$default` events carry no query string,
-    /// so the membership record is the only place the room is known.
+    /// so the membership record is the only place the room is known. It is found through the
+    /// connection index, which on DynamoDB is eventually consistent: a client's first message
+    /// can arrive before its fresh membership shows there, so an empty answer is retried for a
+    /// moment before the connection is taken to have joined no room.
     async fn room_membership(&self, connection_id: &str) -> HandlerResult<Membership> {
-        self.ports
-            .connections
-            .memberships_of(connection_id)
-            .await?
-            .into_iter()
-            .find(|m| matches!(m.scope, Scope::Room(_)))
-            .ok_or_else(|| {
-                bad("y-websocket message from a connection that joined no room (connect with ?room=NAME)")
-            })
+        for delay_ms in INDEX_RETRY_DELAYS_MS.iter().copied().chain([0]) {
+            let found = self
+                .ports
+                .connections
+                .memberships_of(connection_id)
+                .await?
+                .into_iter()
+                .find(|m| matches!(m.scope, Scope::Room(_)));
+            if let Some(membership) = found {
+                return Ok(membership);
+            }
+            if delay_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            }
+        }
+        Err(bad(
+            "y-websocket message from a connection that joined no room (connect with ?room=NAME)",
+        ))
     }
 
     /// Sync step 1: answer with what the client lacks (sync step 2, cut to fit the message limit),

@@ -393,7 +393,9 @@ async fn forwarded_awareness_is_neither_adopted_nor_relayed_again() {
     }
     let alice_state = awareness_message(1, 4, r#"{"user":"alice"}"#);
     h.send("alice", &alice_state).await.unwrap();
-    h.send("bob", &awareness_message(2, 1, r#"{"user":"bob"}"#)).await.unwrap();
+    h.send("bob", &awareness_message(2, 1, r#"{"user":"bob"}"#))
+        .await
+        .unwrap();
     for id in ["alice", "bob", "carol"] {
         assert_eq!(h.take(id).len(), 2, "{id} gets both states once");
     }
@@ -403,12 +405,16 @@ async fn forwarded_awareness_is_neither_adopted_nor_relayed_again() {
         assert!(h.take(id).is_empty(), "{id} got a forwarded echo");
     }
     // Alice's own newer state still goes through.
-    h.send("alice", &awareness_message(1, 5, r#"{"user":"alice2"}"#)).await.unwrap();
+    h.send("alice", &awareness_message(1, 5, r#"{"user":"alice2"}"#))
+        .await
+        .unwrap();
     assert_eq!(h.take("carol").len(), 1);
     // When Bob leaves, only Bob's client is removed.
     h.handler.on_disconnect("bob").await.unwrap();
     let got = h.take("carol");
-    let Some(Incoming::Awareness { update, .. }) = got.first() else { panic!("{got:?}") };
+    let Some(Incoming::Awareness { update, .. }) = got.first() else {
+        panic!("{got:?}")
+    };
     let removed: Vec<u64> = update.clients.keys().map(|c| c.get()).collect();
     assert_eq!(removed, vec![2]);
     // A late joiner gets exactly Alice's latest state, once.
@@ -462,7 +468,7 @@ async fn bad_frames_close_the_connection_and_apply_nothing() {
     assert_eq!(check.text(), "safe");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_message_from_a_connection_without_a_room_is_refused() {
     let h = harness();
     h.handler

@@ -1,0 +1,550 @@
+//! DynamoDB connection store: the single table of DESIGN.md.
+//!
+//! | pk | sk | data | endpoint | readonly | ttl |
+//! | --- | --- | --- | --- | --- | --- |
+//! | `room#R` / `topic#T` ([`Scope::key`]) | `conn#{connectionId}` | joined-at ms, 20 digits | S | BOOL | N, epoch s |
+//!
+//! `members` is one strongly consistent Query on the table; `memberships_of` and
+//! `remove_connection` one Query on the `gs1` index (hash `sk`, range `data`). Never a Scan.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::backend_error;
+use crate::adapters::unix_now_secs;
+use crate::ports::{ConnectionStore, Membership, Scope, StoreError, StoreResult};
+
+/// The index that finds a connection's memberships (`$disconnect`, 410 clean-up).
+pub const GSI_NAME: &str = "gs1";
+/// The attribute DynamoDB's TTL sweep reads (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+const CONN_PREFIX: &str = "conn#";
+/// BatchWriteItem's limit.
+const BATCH_SIZE: usize = 25;
+/// Attempts per batch when DynamoDB hands back UnprocessedItems (throttling): bounded, so a
+/// `$disconnect` fails loudly instead of spinning until the Lambda times out.
+const BATCH_ATTEMPTS: u32 = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoConnectionStore {
+    client: Client,
+    table: String,
+    /// `Limit` per Query page; `None` lets DynamoDB fill 1 MB pages. Only tests set it, to make
+    /// pagination happen with a handful of items.
+    page_limit: Option<i32>,
+}
+
+impl DynamoConnectionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoConnectionStore {
+            client,
+            table: table.into(),
+            page_limit: None,
+        }
+    }
+
+    /// Caps every Query page at `n` items (at least 1), so pagination is exercised with few items.
+    pub fn with_page_limit(mut self, n: u32) -> Self {
+        self.page_limit = Some(n.clamp(1, i32::MAX as u32) as i32);
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs `query` page by page, following `LastEvaluatedKey` until DynamoDB stops returning one
+    /// (a page ends at `Limit` items or 1 MB, whichever comes first).
+    async fn query_all(
+        &self,
+        what: &str,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = query
+                .clone()
+                .set_limit(self.page_limit)
+                .set_exclusive_start_key(start.clone())
+                .send()
+                .await
+                .map_err(|e| backend_error(format!("Query {what} in table {}", self.table), e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
+                // A backend that hands back the key it was given would loop forever.
+                Some(next) if Some(&next) == start.as_ref() => {
+                    return Err(StoreError::Backend(format!(
+                        "Query {what} in table {}: LastEvaluatedKey did not advance",
+                        self.table
+                    )))
+                }
+                Some(next) => start = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of a connection, expired or not, from the `gs1` index. An index read is
+    /// eventually consistent (GSIs offer nothing else): a membership written a moment ago may be
+    /// missing; its TTL and the 410 clean-up catch it later.
+    async fn items_of(&self, connection_id: &str) -> StoreResult<Vec<Item>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_NAME)
+            .key_condition_expression("#sk = :sk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":sk", s(format!("{CONN_PREFIX}{connection_id}")));
+        self.query_all(
+            &format!("memberships of connection {connection_id:?}"),
+            query,
+        )
+        .await
+    }
+
+    /// Deletes items by key with BatchWriteItem, 25 at a time, resending UnprocessedItems with
+    /// jittered exponential backoff.
+    async fn delete_items(&self, keys: Vec<Item>) -> StoreResult<()> {
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map_err(|e| StoreError::Backend(format!("build DeleteRequest: {e}")))?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let mut pending: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
+            let mut attempt = 1;
+            loop {
+                let sent = pending.len();
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        backend_error(
+                            format!("BatchWriteItem ({sent} deletes) in table {}", self.table),
+                            e,
+                        )
+                    })?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt >= BATCH_ATTEMPTS {
+                    return Err(StoreError::Backend(format!(
+                        "BatchWriteItem in table {}: {} deletes still unprocessed after {attempt} attempts",
+                        self.table,
+                        pending.len()
+                    )));
+                }
+                tracing::debug!(
+                    table = %self.table,
+                    unprocessed = pending.len(),
+                    attempt,
+                    "BatchWriteItem returned unprocessed deletes; retrying"
+                );
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Full-jitter exponential backoff: up to 50 ms, 100 ms, ... capped at 2 s (AWS's advice for
+/// UnprocessedItems: retrying at once is throttled again).
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (50u64 << attempt.saturating_sub(1).min(10)).min(2_000);
+    Duration::from_millis(rand::random_range(cap_ms / 2..=cap_ms))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn to_item(m: &Membership) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(m.scope.key())),
+        (
+            "sk".to_string(),
+            s(format!("{CONN_PREFIX}{}", m.connection_id)),
+        ),
+        // Zero-padded so the index's string range key sorts by time; 20 digits hold any u64.
+        ("data".to_string(), s(format!("{:020}", m.joined_at_ms))),
+        ("endpoint".to_string(), s(m.endpoint.clone())),
+        ("readonly".to_string(), AttributeValue::Bool(m.readonly)),
+        (
+            TTL_ATTRIBUTE.to_string(),
+            AttributeValue::N(m.expires_at.to_string()),
+        ),
+    ])
+}
+
+fn from_item(item: &Item) -> Result<Membership, String> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.as_str()),
+        Some(other) => Err(format!("attribute {name} is not a string: {other:?}")),
+        None => Err(format!("attribute {name} is missing")),
+    };
+    let pk = text("pk")?;
+    let scope = Scope::from_key(pk).ok_or_else(|| format!("pk {pk:?} is not a scope key"))?;
+    let sk = text("sk")?;
+    let connection_id = sk
+        .strip_prefix(CONN_PREFIX)
+        .ok_or_else(|| format!("sk {sk:?} is not a connection key"))?;
+    let data = text("data")?;
+    let joined_at_ms = data
+        .parse::<u64>()
+        .map_err(|e| format!("data {data:?}: {e}"))?;
+    let readonly = match item.get("readonly") {
+        Some(AttributeValue::Bool(b)) => *b,
+        None => false,
+        Some(other) => return Err(format!("attribute readonly is not a BOOL: {other:?}")),
+    };
+    let expires_at = match item.get(TTL_ATTRIBUTE) {
+        Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| format!("ttl {n:?}: {e}"))?,
+        Some(other) => return Err(format!("attribute ttl is not a number: {other:?}")),
+        None => return Err("attribute ttl is missing".into()),
+    };
+    Ok(Membership {
+        scope,
+        connection_id: connection_id.to_string(),
+        endpoint: text("endpoint")?.to_string(),
+        readonly,
+        joined_at_ms,
+        expires_at,
+    })
+}
+
+/// The unexpired memberships among `items`. DynamoDB's TTL sweep deletes expired items lazily
+/// (up to days later) and moto never does, so expiry is checked on every read. An item that does
+/// not parse is logged and skipped: one bad record must not stop a whole room's broadcasts.
+fn live_memberships(items: &[Item], table: &str) -> Vec<Membership> {
+    let now = unix_now_secs();
+    items
+        .iter()
+        .filter_map(|item| match from_item(item) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                tracing::warn!(table, %why, "skipping malformed connection record");
+                None
+            }
+        })
+        .filter(|m| m.expires_at > now)
+        .collect()
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoConnectionStore {
+    async fn join(&self, membership: Membership) -> StoreResult<()> {
+        // A plain PutItem: joining again replaces the record, which refreshes `ttl`.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&membership)))
+            .send()
+            .await
+            .map_err(|e| {
+                backend_error(
+                    format!(
+                        "PutItem {} of connection {:?} in table {}",
+                        membership.scope, membership.connection_id, self.table
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn leave(&self, scope: &Scope, connection_id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(scope.key()))
+            .key("sk", s(format!("{CONN_PREFIX}{connection_id}")))
+            .send()
+            .await
+            .map_err(|e| {
+                backend_error(
+                    format!(
+                        "DeleteItem {scope} of connection {connection_id:?} in table {}",
+                        self.table
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn members(&self, scope: &Scope) -> StoreResult<Vec<Membership>> {
+        // ConsistentRead: an eventually consistent read can miss a connection that joined a
+        // moment ago and already read its initial state; it would never get this update
+        // (invariant 2).
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :conn)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(scope.key()))
+            .expression_attribute_values(":conn", s(CONN_PREFIX));
+        let items = self
+            .query_all(&format!("members of {scope}"), query)
+            .await?;
+        Ok(live_memberships(&items, &self.table))
+    }
+
+    async fn memberships_of(&self, connection_id: &str) -> StoreResult<Vec<Membership>> {
+        let items = self.items_of(connection_id).await?;
+        Ok(live_memberships(&items, &self.table))
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> StoreResult<Vec<Membership>> {
+        let items = self.items_of(connection_id).await?;
+        let mut keys = Vec::with_capacity(items.len());
+        let mut removed = Vec::with_capacity(items.len());
+        for item in &items {
+            // Expired and malformed records are deleted too: this is their clean-up.
+            match (item.get("pk"), item.get("sk")) {
+                (Some(pk), Some(sk)) => keys.push(HashMap::from([
+                    ("pk".to_string(), pk.clone()),
+                    ("sk".to_string(), sk.clone()),
+                ])),
+                _ => continue,
+            }
+            match from_item(item) {
+                Ok(m) => removed.push(m),
+                Err(why) => {
+                    tracing::warn!(table = %self.table, %why, "deleting malformed connection record")
+                }
+            }
+        }
+        self.delete_items(keys).await?;
+        Ok(removed)
+    }
+}
+
+fn key(name: &str, key_type: KeyType) -> StoreResult<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|e| StoreError::Backend(format!("build key schema: {e}")))
+}
+
+fn string_attribute(name: &str) -> StoreResult<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| StoreError::Backend(format!("build attribute definition: {e}")))
+}
+
+/// Whether a key schema is exactly `hash` (+ `range`).
+fn schema_is(schema: &[KeySchemaElement], hash: &str, range: &str) -> bool {
+    let find = |t: KeyType| {
+        schema
+            .iter()
+            .find(|k| k.key_type == t)
+            .map(|k| k.attribute_name.as_str())
+    };
+    schema.len() == 2 && find(KeyType::Hash) == Some(hash) && find(KeyType::Range) == Some(range)
+}
+
+/// Creates the connections table as `template.yaml` declares it (on-demand, `pk`/`sk`, GSI `gs1`
+/// on `sk`/`data` projecting everything, TTL on `ttl`) and waits until it is usable. Idempotent:
+/// an existing table is checked for that shape instead, and TTL enabled if it is not.
+/// For scripts and tests; deployments get the table from the template.
+pub async fn create_table(client: &Client, table: &str) -> StoreResult<()> {
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI_NAME)
+        .key_schema(key("sk", KeyType::Hash)?)
+        .key_schema(key("data", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::Backend(format!("build GSI definition: {e}")))?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("pk")?)
+        .attribute_definitions(string_attribute("sk")?)
+        .attribute_definitions(string_attribute("data")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match created {
+        Ok(_) => tracing::info!(table, "created DynamoDB table"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            tracing::debug!(table, "DynamoDB table already exists");
+        }
+        Err(e) => return Err(backend_error(format!("CreateTable {table}"), e)),
+    }
+
+    // Wait (on the condition, with a deadline) until the table and its index are ACTIVE.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| backend_error(format!("DescribeTable {table}"), e))?;
+        let Some(desc) = described.table else {
+            return Err(StoreError::Backend(format!(
+                "DescribeTable {table}: no table description"
+            )));
+        };
+        if !schema_is(desc.key_schema(), "pk", "sk") {
+            return Err(StoreError::Backend(format!(
+                "table {table} exists with key schema {:?}, expected pk (hash) + sk (range)",
+                desc.key_schema()
+            )));
+        }
+        let index = desc
+            .global_secondary_indexes()
+            .iter()
+            .find(|i| i.index_name() == Some(GSI_NAME));
+        let Some(index) = index else {
+            return Err(StoreError::Backend(format!(
+                "table {table} exists without the {GSI_NAME} index"
+            )));
+        };
+        if !schema_is(index.key_schema(), "sk", "data") {
+            return Err(StoreError::Backend(format!(
+                "index {GSI_NAME} of table {table} has key schema {:?}, expected sk (hash) + data (range)",
+                index.key_schema()
+            )));
+        }
+        let table_active = desc.table_status == Some(TableStatus::Active);
+        // An index that reports no status is taken as ready.
+        let index_active = index
+            .index_status
+            .as_ref()
+            .is_none_or(|s| *s == IndexStatus::Active);
+        if table_active && index_active {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Backend(format!(
+                "table {table} not ACTIVE after 120 s (table {:?}, index {:?})",
+                desc.table_status, index.index_status
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| backend_error(format!("DescribeTimeToLive {table}"), e))?;
+    let description = ttl.time_to_live_description;
+    let status = description
+        .as_ref()
+        .and_then(|d| d.time_to_live_status.clone());
+    let attribute = description.as_ref().and_then(|d| d.attribute_name.clone());
+    match status {
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
+            if attribute.as_deref() != Some(TTL_ATTRIBUTE) {
+                return Err(StoreError::Backend(format!(
+                    "table {table} has TTL on {attribute:?}, expected {TTL_ATTRIBUTE:?}"
+                )));
+            }
+        }
+        _ => {
+            let spec = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(|e| StoreError::Backend(format!("build TTL specification: {e}")))?;
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| backend_error(format!("UpdateTimeToLive {table}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership() -> Membership {
+        Membership {
+            scope: Scope::Room("r#1".into()),
+            connection_id: "Ab+c/d=".into(),
+            endpoint: "https://x.execute-api.eu-west-1.amazonaws.com/prod".into(),
+            readonly: true,
+            joined_at_ms: 1_700_000_000_123,
+            expires_at: 1_700_007_800,
+        }
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let m = membership();
+        let item = to_item(&m);
+        assert_eq!(item.get("pk"), Some(&s("room#r#1")));
+        assert_eq!(item.get("sk"), Some(&s("conn#Ab+c/d=")));
+        assert_eq!(item.get("data"), Some(&s("00000001700000000123")));
+        assert_eq!(
+            item.get("ttl"),
+            Some(&AttributeValue::N("1700007800".into()))
+        );
+        assert_eq!(from_item(&item), Ok(m));
+    }
+
+    #[test]
+    fn malformed_items_are_reported() {
+        let mut item = to_item(&membership());
+        item.remove("ttl");
+        assert!(from_item(&item).unwrap_err().contains("ttl"));
+        let mut item = to_item(&membership());
+        item.insert("sk".into(), s("meta"));
+        assert!(from_item(&item).is_err());
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempt in 1..40 {
+            assert!(backoff(attempt) <= Duration::from_secs(2));
+        }
+        assert!(backoff(1) <= Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,92 @@
+//! Choosing the adapters: the embedded ones, or DynamoDB + Redis + S3. The Lambdas and
+//! `ylambda dev` both build their stores here, once per process (a Lambda's cold start).
+use std::sync::Arc;
+
+use crate::adapters::aws::{self, DynamoConnectionStore, ManagementApiFanout, S3SnapshotStore};
+use crate::adapters::RedisDocStore;
+use crate::adapters::{FsSnapshotStore, HttpFanout, MemoryConnectionStore, MemoryDocStore};
+use crate::config::{Backend, Config, ConfigError};
+use crate::handler::Ports;
+use crate::ports::{ConnectionStore, DocStore, Fanout, SnapshotStore, StoreError};
+
+/// Prefix of snapshot object keys in the bucket.
+pub const SNAPSHOT_PREFIX: &str = "snapshots/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The three stores of a backend; the fanout depends on who runs the handler.
+#[derive(Clone)]
+pub struct Stores {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub docs: Arc<dyn DocStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+}
+
+impl Stores {
+    pub fn with_fanout(self, fanout: Arc<dyn Fanout>) -> Ports {
+        Ports {
+            connections: self.connections,
+            docs: self.docs,
+            snapshots: self.snapshots,
+            fanout,
+        }
+    }
+}
+
+/// Builds the stores `config.backend` names. For `aws`, endpoints come from the standard
+/// `AWS_ENDPOINT_URL*` variables (moto, LocalStack) or default to AWS.
+pub async fn stores(config: &Config) -> Result<Stores, StartError> {
+    match config.backend {
+        Backend::Embedded => Ok(Stores {
+            connections: Arc::new(MemoryConnectionStore::new()),
+            docs: Arc::new(MemoryDocStore::new()),
+            snapshots: Arc::new(FsSnapshotStore::new(&config.data_dir)?),
+        }),
+        Backend::Aws => {
+            let (table, bucket, redis_url) = aws_settings(config)?;
+            let sdk = aws::sdk_config().await;
+            Ok(Stores {
+                connections: Arc::new(DynamoConnectionStore::new(
+                    aws::dynamodb_client(&sdk),
+                    table,
+                )),
+                docs: Arc::new(RedisDocStore::connect(redis_url).await?),
+                snapshots: Arc::new(S3SnapshotStore::new(
+                    aws::s3_client(&sdk),
+                    bucket,
+                    SNAPSHOT_PREFIX,
+                )),
+            })
+        }
+    }
+}
+
+/// The fanout a Lambda uses: the SDK's management API client on AWS (signed requests); the plain
+/// HTTP one with embedded stores, which only a local gateway (`ylambda dev`) accepts.
+pub async fn lambda_fanout(config: &Config) -> Arc<dyn Fanout> {
+    match config.backend {
+        Backend::Aws => Arc::new(ManagementApiFanout::new(&aws::sdk_config().await)),
+        Backend::Embedded => Arc::new(HttpFanout::new()),
+    }
+}
+
+fn need<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ConfigError> {
+    value.as_deref().ok_or(ConfigError::Missing {
+        name,
+        why: "YLAMBDA_BACKEND=aws needs it",
+    })
+}
+
+fn aws_settings(config: &Config) -> Result<(&str, &str, &str), ConfigError> {
+    Ok((
+        need(&config.table, "YLAMBDA_TABLE")?,
+        need(&config.bucket, "YLAMBDA_BUCKET")?,
+        need(&config.redis_url, "YLAMBDA_REDIS_URL")?,
+    ))
+}
