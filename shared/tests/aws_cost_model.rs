@@ -1,0 +1,466 @@
+//! Real API Gateway event fixtures through the Lambdas' entry point (`handle_route`) on the AWS
+//! backends (moto for DynamoDB and S3, redis-server), counting what each user action costs:
+//! DynamoDB and S3 requests (by operation, through an SDK interceptor), Redis commands (from
+//! `INFO commandstats`) and posts to connections. Prints the table the README's cost model
+//! quotes, proves no Scan is ever issued, and pins the counts so a regression shows.
+//!
+//! ```sh
+//! eval "$(bash scripts/local-aws.sh start)"; eval "$(bash scripts/local-redis.sh start)"
+//! YLAMBDA_TEST_AWS=1 cargo test -p ylambda-shared --test aws_cost_model -- --nocapture
+//! ```
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use ylambda_shared::adapters::aws::{
+    create_table, s3_config, sdk_config, DynamoConnectionStore, OperationCounter, S3SnapshotStore,
+};
+use ylambda_shared::adapters::RedisDocStore;
+use ylambda_shared::config::Config;
+use ylambda_shared::handler::{Handler, Ports};
+use ylambda_shared::lambda::{handle_route, Route};
+use ylambda_shared::ports::{Fanout, FanoutError, SnapshotStore};
+use ylambda_shared::protocol::transport::encode_frame;
+use ylambda_shared::protocol::ywebsocket;
+
+const CONNECT: &[u8] = include_bytes!("fixtures/apigw-websocket-connect.json");
+const DEFAULT: &[u8] = include_bytes!("fixtures/apigw-websocket-default.json");
+const DISCONNECT: &[u8] = include_bytes!("fixtures/apigw-websocket-disconnect.json");
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[derive(Default)]
+struct CountingFanout(Mutex<u64>);
+
+#[async_trait]
+impl Fanout for CountingFanout {
+    async fn post(&self, _endpoint: &str, _id: &str, _text: &str) -> Result<(), FanoutError> {
+        *self.0.lock().unwrap() += 1;
+        Ok(())
+    }
+    async fn close(&self, _endpoint: &str, _id: &str) -> Result<(), FanoutError> {
+        Ok(())
+    }
+}
+
+/// A fixture event with this connection id, query string and body.
+fn event(
+    fixture: &[u8],
+    connection_id: &str,
+    query: Option<(&str, &str)>,
+    body: Option<String>,
+) -> ApiGatewayWebsocketProxyRequest {
+    let mut json: serde_json::Value = serde_json::from_slice(fixture).unwrap();
+    json["requestContext"]["connectionId"] = connection_id.into();
+    match query {
+        Some((k, v)) => {
+            json["queryStringParameters"] = serde_json::json!({ k: v });
+            json["multiValueQueryStringParameters"] = serde_json::json!({ k: [v] });
+        }
+        None => {
+            if let Some(o) = json.as_object_mut() {
+                o.remove("queryStringParameters");
+                o.remove("multiValueQueryStringParameters");
+            }
+        }
+    }
+    if let Some(body) = body {
+        json["body"] = body.into();
+    }
+    serde_json::from_value(json).unwrap()
+}
+
+async fn redis_commands(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cmdstat_")?;
+            let (name, stats) = rest.split_once(':')?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .filter(|(name, _)| name != "info")
+        .collect()
+}
+
+fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+fn render(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "-".into();
+    }
+    counts
+        .iter()
+        .map(|(k, v)| {
+            let short = k.rsplit(':').next().unwrap_or(k);
+            format!("{v} {short}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Meter {
+    aws: OperationCounter,
+    redis: redis::aio::MultiplexedConnection,
+    posts: Arc<CountingFanout>,
+    rows: Vec<(String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64)>,
+}
+
+impl Meter {
+    async fn measure<F: std::future::Future<Output = u16>>(&mut self, action: &str, f: F) {
+        let aws_before = self.aws.snapshot();
+        let redis_before = redis_commands(&mut self.redis).await;
+        let posts_before = *self.posts.0.lock().unwrap();
+        let status = f.await;
+        assert_eq!(status, 200, "{action} failed");
+        let aws = delta(&self.aws.snapshot(), &aws_before);
+        let redis = delta(&redis_commands(&mut self.redis).await, &redis_before);
+        let posts = *self.posts.0.lock().unwrap() - posts_before;
+        self.rows.push((action.to_string(), aws, redis, posts));
+    }
+
+    fn row(&self, action: &str) -> &(String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64) {
+        self.rows.iter().find(|r| r.0 == action).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn cost_per_user_action_and_no_scan() {
+    if std::env::var_os("YLAMBDA_TEST_AWS").is_none() {
+        say("SKIPPED cost model: YLAMBDA_TEST_AWS is not set (see the file header)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the AWS cost model"
+        );
+        return;
+    }
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+        "YLAMBDA_TEST_AWS is set but AWS_ENDPOINT_URL is not"
+    );
+    let redis_url = std::env::var("YLAMBDA_REDIS_URL").expect("YLAMBDA_REDIS_URL");
+
+    let sdk = sdk_config().await;
+    let aws = OperationCounter::new();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws.attach_dynamodb(aws_sdk_dynamodb::config::Builder::from(&sdk))
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(aws.attach_s3(s3_config(&sdk)).build());
+    let table = format!("ylambda-cost-{:08x}", rand::random::<u32>());
+    let bucket = format!("ylambda-cost-{:08x}", rand::random::<u32>());
+    create_table(&dynamodb, &table).await.unwrap();
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let snapshots = Arc::new(S3SnapshotStore::new(
+        s3.clone(),
+        bucket.clone(),
+        "snapshots/",
+    ));
+    let posts = Arc::new(CountingFanout::default());
+    let handler = Handler::new(
+        Ports {
+            connections: Arc::new(DynamoConnectionStore::new(dynamodb.clone(), table.clone())),
+            docs: Arc::new(RedisDocStore::connect(&redis_url).await.unwrap()),
+            snapshots: snapshots.clone(),
+            fanout: posts.clone(),
+        },
+        Config::default(),
+    );
+    let redis = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut meter = Meter {
+        aws: aws.clone(),
+        redis,
+        posts,
+        rows: Vec::new(),
+    };
+    let room = format!("cost room {:08x}", rand::random::<u32>());
+    let h = &handler;
+    let send = |id: &'static str, route: Route, e: ApiGatewayWebsocketProxyRequest| async move {
+        let _ = id;
+        handle_route(h, route, e).await.status_code as u16
+    };
+
+    let doc = yrs::Doc::with_client_id(1);
+    let text = {
+        use yrs::Transact;
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        yrs::Text::insert(&t, &mut txn, 0, "hello");
+        txn.encode_update_v1()
+    };
+    let sync_step1 = encode_frame(&ywebsocket::encode_sync_step1(&[0]));
+    let update = encode_frame(&ywebsocket::encode_update(&text));
+    let awareness = |client: u64, clock: u32| {
+        encode_frame(&ywebsocket::encode_awareness(
+            &ywebsocket::encode_awareness_update(&[ywebsocket::AwarenessState {
+                client,
+                clock,
+                json: r#"{"user":{"name":"a"}}"#.into(),
+            }]),
+        ))
+    };
+
+    meter
+        .measure(
+            "doc: $connect",
+            send(
+                "a",
+                Route::Connect,
+                event(CONNECT, "A=", Some(("room", &room)), None),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: first sync (empty room)",
+            send(
+                "a",
+                Route::Default,
+                event(DEFAULT, "A=", None, Some(sync_step1.clone())),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: awareness change (1 in room)",
+            send(
+                "a",
+                Route::Default,
+                event(DEFAULT, "A=", None, Some(awareness(1, 1))),
+            ),
+        )
+        .await;
+    send(
+        "b",
+        Route::Connect,
+        event(CONNECT, "B=", Some(("room", &room)), None),
+    )
+    .await;
+    meter
+        .measure(
+            "doc: join sync (2 in room)",
+            send(
+                "b",
+                Route::Default,
+                event(DEFAULT, "B=", None, Some(sync_step1.clone())),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: update (2 in room)",
+            send(
+                "a",
+                Route::Default,
+                event(DEFAULT, "A=", None, Some(update.clone())),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: awareness change (2 in room)",
+            send(
+                "a",
+                Route::Default,
+                event(DEFAULT, "A=", None, Some(awareness(1, 2))),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: forwarded awareness (dropped)",
+            send(
+                "b",
+                Route::Default,
+                event(DEFAULT, "B=", None, Some(awareness(1, 2))),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: $disconnect (1 left)",
+            send("b", Route::Disconnect, event(DISCONNECT, "B=", None, None)),
+        )
+        .await;
+    meter
+        .measure(
+            "doc: $disconnect (last: compaction)",
+            send("a", Route::Disconnect, event(DISCONNECT, "A=", None, None)),
+        )
+        .await;
+    send(
+        "c",
+        Route::Connect,
+        event(CONNECT, "C=", Some(("room", &room)), None),
+    )
+    .await;
+    meter
+        .measure(
+            "doc: sync from snapshot",
+            send(
+                "c",
+                Route::Default,
+                event(DEFAULT, "C=", None, Some(sync_step1.clone())),
+            ),
+        )
+        .await;
+    send("c", Route::Disconnect, event(DISCONNECT, "C=", None, None)).await;
+
+    let topic = format!("cost-topic-{:08x}", rand::random::<u32>());
+    let subscribe = format!(r#"{{"type":"subscribe","topics":["{topic}"]}}"#);
+    let publish = format!(r#"{{"type":"publish","topic":"{topic}","data":{{"type":"signal"}}}}"#);
+    meter
+        .measure(
+            "signaling: $connect",
+            send("s", Route::Connect, event(CONNECT, "S=", None, None)),
+        )
+        .await;
+    meter
+        .measure(
+            "signaling: subscribe (1 topic)",
+            send(
+                "s",
+                Route::Default,
+                event(DEFAULT, "S=", None, Some(subscribe.clone())),
+            ),
+        )
+        .await;
+    send("t", Route::Connect, event(CONNECT, "T=", None, None)).await;
+    send(
+        "t",
+        Route::Default,
+        event(DEFAULT, "T=", None, Some(subscribe)),
+    )
+    .await;
+    meter
+        .measure(
+            "signaling: publish (2 subscribers)",
+            send(
+                "s",
+                Route::Default,
+                event(DEFAULT, "S=", None, Some(publish)),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "signaling: ping",
+            send(
+                "s",
+                Route::Default,
+                event(DEFAULT, "S=", None, Some(r#"{"type":"ping"}"#.into())),
+            ),
+        )
+        .await;
+    meter
+        .measure(
+            "signaling: $disconnect",
+            send("s", Route::Disconnect, event(DISCONNECT, "S=", None, None)),
+        )
+        .await;
+
+    say("\nCost per user action (DynamoDB / Redis commands / S3 / posts to connections):");
+    say("| action | DynamoDB | Redis | S3 | posts |");
+    say("| --- | --- | --- | --- | --- |");
+    for (action, aws_ops, redis_ops, posts) in &meter.rows {
+        let dynamo: BTreeMap<_, _> = aws_ops
+            .iter()
+            .filter(|(k, _)| k.starts_with("dynamodb:"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let s3ops: BTreeMap<_, _> = aws_ops
+            .iter()
+            .filter(|(k, _)| k.starts_with("s3:"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        say(&format!(
+            "| {action} | {} | {} | {} | {posts} |",
+            render(&dynamo),
+            render(redis_ops),
+            render(&s3ops)
+        ));
+    }
+
+    // No action ever scans.
+    assert_eq!(
+        aws.get("dynamodb:Scan"),
+        0,
+        "a Scan was issued: {:?}",
+        aws.snapshot()
+    );
+    // The promises the cost model rests on.
+    let (_, connect, connect_redis, _) = meter.row("doc: $connect");
+    assert_eq!(connect.get("dynamodb:PutItem"), Some(&1));
+    assert_eq!(connect.len(), 1, "connect costs one write: {connect:?}");
+    assert!(
+        connect_redis.is_empty(),
+        "connect touches no Redis: {connect_redis:?}"
+    );
+    let (_, upd, upd_redis, upd_posts) = meter.row("doc: update (2 in room)");
+    assert_eq!(
+        upd.get("dynamodb:Query"),
+        Some(&2),
+        "room lookup + members: {upd:?}"
+    );
+    assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
+    assert_eq!(
+        upd_redis.get("exec"),
+        Some(&1),
+        "one pipelined append: {upd_redis:?}"
+    );
+    assert!(
+        !upd.keys().any(|k| k.starts_with("s3:")),
+        "an update touches no S3: {upd:?}"
+    );
+    assert_eq!(*upd_posts, 1, "an update goes to the one other connection");
+    let (_, fwd, _, fwd_posts) = meter.row("doc: forwarded awareness (dropped)");
+    assert_eq!(
+        *fwd_posts, 0,
+        "a forwarded awareness state is not relayed again"
+    );
+    assert!(!fwd.contains_key("dynamodb:PutItem"));
+    let (_, last, _, _) = meter.row("doc: $disconnect (last: compaction)");
+    assert_eq!(
+        last.get("s3:PutObject"),
+        Some(&1),
+        "the last leave writes one snapshot: {last:?}"
+    );
+    let (_, join, _, join_posts) = meter.row("doc: join sync (2 in room)");
+    assert!(!join.contains_key("s3:PutObject"), "{join:?}");
+    assert!(*join_posts >= 2, "sync step 2 + sync step 1 (+ awareness)");
+    let (_, _, _, pub_posts) = meter.row("signaling: publish (2 subscribers)");
+    assert_eq!(
+        *pub_posts, 2,
+        "publish reaches both subscribers, the sender included"
+    );
+
+    // The document survived in S3 and reads back.
+    let stored = snapshots
+        .get(&room)
+        .await
+        .unwrap()
+        .expect("snapshot written");
+    assert!(!stored.snapshot.update.is_empty());
+
+    let _ = dynamodb.delete_table().table_name(&table).send().await;
+}
