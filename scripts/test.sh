@@ -20,6 +20,9 @@ eval "$(bash scripts/local-aws.sh start)"
 eval "$(bash scripts/local-redis.sh start)"
 export YLAMBDA_TEST_AWS=1
 
+step "template.yaml: sam validate --lint (offline)"
+bash scripts/validate-template.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
