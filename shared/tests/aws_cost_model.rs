@@ -115,11 +115,14 @@ fn render(counts: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// One measured action: name, AWS operations, Redis commands, posts.
+type Row = (String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64);
+
 struct Meter {
     aws: OperationCounter,
     redis: redis::aio::MultiplexedConnection,
     posts: Arc<CountingFanout>,
-    rows: Vec<(String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64)>,
+    rows: Vec<Row>,
 }
 
 impl Meter {
@@ -135,7 +138,7 @@ impl Meter {
         self.rows.push((action.to_string(), aws, redis, posts));
     }
 
-    fn row(&self, action: &str) -> &(String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64) {
+    fn row(&self, action: &str) -> &Row {
         self.rows.iter().find(|r| r.0 == action).unwrap()
     }
 }

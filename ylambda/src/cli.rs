@@ -1,11 +1,13 @@
 //! Command line: `ylambda dev`. The binary's edge, so errors are `anyhow` here.
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use ylambda_shared::config::Config;
+use ylambda::{Gateway, LambdasConfig};
+use ylambda_shared::config::{Backend, Config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +37,31 @@ struct DevArgs {
     /// Directory for room snapshots [default: ./.ylambda]
     #[arg(long, env = "YLAMBDA_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Run the built Lambda binaries instead of the handler in this process: DIR holds
+    /// ylambda-connect, ylambda-disconnect and ylambda-message, flat (target/debug) or as
+    /// NAME/bootstrap (cargo lambda's target/lambda). Needs YLAMBDA_BACKEND=aws: each process
+    /// has its own memory.
+    #[arg(long, env = "YLAMBDA_LAMBDAS_DIR", value_name = "DIR")]
+    lambdas: Option<PathBuf>,
+    /// With --lambdas: processes per function
+    #[arg(
+        long,
+        env = "YLAMBDA_LAMBDA_CONCURRENCY",
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    lambda_concurrency: u16,
+    /// With --lambdas: seconds an invocation may take, cold start included (API Gateway's
+    /// integration timeout is 29)
+    #[arg(
+        long,
+        env = "YLAMBDA_LAMBDA_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 29,
+        value_parser = clap::value_parser!(u64).range(1..=900)
+    )]
+    lambda_timeout: u64,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,17 +78,41 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    // Checked before anything binds or starts: a missing binary is the likeliest mistake.
+    let lambdas = match &args.lambdas {
+        Some(dir) => {
+            let mut lambdas = LambdasConfig::from_dir(dir).context("--lambdas")?;
+            lambdas.concurrency = usize::from(args.lambda_concurrency);
+            lambdas.timeout = Duration::from_secs(args.lambda_timeout);
+            if config.backend != Backend::Aws {
+                tracing::warn!(
+                    "--lambdas without YLAMBDA_BACKEND=aws: every Lambda process keeps its own \
+                     in-memory state, so connections, documents and posts will not line up \
+                     across $connect, $default and $disconnect"
+                );
+            }
+            Some(lambdas)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
+    let gateway = match lambdas {
+        Some(lambdas) => Gateway::with_lambdas(config, listener, lambdas).await?,
+        None => {
+            let stores = ylambda_shared::backends::stores(&config).await?;
+            Gateway::with_stores(config, listener, stores)?
+        }
+    };
     // Exactly one line on stdout, parsed by tests and scripts that start us on port 0.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ylambda dev listening on ws://{addr}").context("write to stdout")?;
     stdout.flush().context("flush stdout")?;
     drop(stdout);
 
-    ylambda::serve(config, listener, shutdown_signal()).await?;
+    gateway.serve(shutdown_signal()).await?;
     Ok(())
 }
 

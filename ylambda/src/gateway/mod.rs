@@ -1,27 +1,35 @@
 //! `ylambda dev`'s gateway: a local stand-in for an API Gateway WebSocket API and its Lambdas.
-//! Every route goes through [`ylambda_shared::lambda::handle_websocket_event`], the Lambdas' own
-//! entry point, with events shaped like AWS's, and API Gateway's limits are enforced.
+//! Every route goes through an [`Invoker`], with events shaped like AWS's, and API Gateway's
+//! limits are enforced. The invoker is either [`InProcess`] (the Lambdas' own entry point,
+//! [`ylambda_shared::lambda::handle_websocket_event`], called directly) or
+//! [`crate::lambdas::Lambdas`] (the built Lambda binaries as child processes).
 mod clock;
 pub mod connections;
 pub mod events;
 mod ids;
+mod invoker;
 mod management;
 mod server;
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ylambda_shared::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
+use ylambda_shared::backends::Stores;
 use ylambda_shared::config::Config;
-use ylambda_shared::handler::{Handler, Ports};
+use ylambda_shared::handler::Handler;
 use ylambda_shared::ports::StoreError;
 
 use connections::{GatewayFanout, Registry};
+pub use invoker::{InProcess, Invoker};
+
+use crate::lambdas::{LambdaError, Lambdas, LambdasConfig};
 
 /// How long shutdown waits for connections to finish their close and `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -32,6 +40,8 @@ pub enum GatewayError {
     DataDir(#[from] StoreError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start the Lambdas: {0}")]
+    Lambdas(#[from] LambdaError),
 }
 
 /// What a shutdown did.
@@ -49,7 +59,7 @@ pub struct ShutdownReport {
 /// State shared by every request and connection task.
 pub(crate) struct Shared {
     pub config: Config,
-    pub handler: Handler,
+    pub invoker: Arc<dyn Invoker>,
     pub registry: Arc<Registry>,
     /// This server's API id (`requestContext.apiId`).
     pub api_id: String,
@@ -61,7 +71,8 @@ pub(crate) struct Shared {
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then closes every connection with
-/// 1001, runs their `$disconnect`, compacts every room seen, and returns what it did.
+/// 1001, runs their `$disconnect`, compacts every room seen, and returns what it did. Routes run
+/// in-process on the embedded adapters; see [`Gateway`] for the other ways.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -70,8 +81,7 @@ pub async fn serve(
     Gateway::new(config, listener)?.serve(shutdown).await
 }
 
-/// A gateway bound to a listener, not yet serving. The embedded adapters back its handler:
-/// connections and doc logs in memory, snapshots as files under `config.data_dir`.
+/// A gateway bound to a listener, not yet serving.
 pub struct Gateway {
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -79,21 +89,77 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Routes run in this process on the embedded adapters: connections and doc logs in
+    /// memory, snapshots as files under `config.data_dir`; shutdown compacts every room seen.
     pub fn new(config: Config, listener: TcpListener) -> Result<Gateway, GatewayError> {
-        let local = listener.local_addr()?;
-        let registry = Arc::new(Registry::new());
-        let ports = Ports {
+        let stores = Stores {
             connections: Arc::new(MemoryConnectionStore::new()),
             docs: Arc::new(MemoryDocStore::new()),
             snapshots: Arc::new(FsSnapshotStore::new(&config.data_dir)?),
-            fanout: Arc::new(GatewayFanout::new(
-                registry.clone(),
-                config.max_message_bytes,
-            )),
         };
+        Gateway::with_stores(config, listener, stores)
+    }
+
+    /// Routes run in this process on `stores` (see `ylambda_shared::backends::stores`: embedded,
+    /// or DynamoDB + Redis + S3); posts go straight to this gateway's connections.
+    pub fn with_stores(
+        config: Config,
+        listener: TcpListener,
+        stores: Stores,
+    ) -> Result<Gateway, GatewayError> {
+        let registry = Arc::new(Registry::new());
+        let fanout = Arc::new(GatewayFanout::new(
+            registry.clone(),
+            config.max_message_bytes,
+        ));
+        let handler = Handler::new(stores.with_fanout(fanout), config.clone());
+        let invoker = Arc::new(InProcess::new(handler));
+        Gateway::build(config, listener, registry, invoker)
+    }
+
+    /// Routes run through `invoker`; posts reach connections through the `@connections` API.
+    pub fn with_invoker(
+        config: Config,
+        listener: TcpListener,
+        invoker: Arc<dyn Invoker>,
+    ) -> Result<Gateway, GatewayError> {
+        Gateway::build(config, listener, Arc::new(Registry::new()), invoker)
+    }
+
+    /// Routes run through the Lambda binaries `lambdas` names, started here as child processes
+    /// told to post to this gateway's `@connections` API (`YLAMBDA_MANAGEMENT_ENDPOINT`).
+    /// Shutdown runs every open connection's `$disconnect` through them, then stops them.
+    pub async fn with_lambdas(
+        config: Config,
+        listener: TcpListener,
+        mut lambdas: LambdasConfig,
+    ) -> Result<Gateway, GatewayError> {
+        let endpoint = format!("http://{}", reachable(listener.local_addr()?));
+        lambdas.env.extend([
+            (
+                OsString::from("YLAMBDA_MANAGEMENT_ENDPOINT"),
+                endpoint.into(),
+            ),
+            // `--data-dir` reaches the processes too (it only matters to the embedded backend).
+            (
+                OsString::from("YLAMBDA_DATA_DIR"),
+                config.data_dir.clone().into_os_string(),
+            ),
+        ]);
+        let invoker = Arc::new(Lambdas::start(lambdas).await?);
+        Gateway::with_invoker(config, listener, invoker)
+    }
+
+    fn build(
+        config: Config,
+        listener: TcpListener,
+        registry: Arc<Registry>,
+        invoker: Arc<dyn Invoker>,
+    ) -> Result<Gateway, GatewayError> {
+        let local = listener.local_addr()?;
         let (stop, stopping) = watch::channel(false);
         let shared = Arc::new(Shared {
-            handler: Handler::new(ports, config.clone()),
+            invoker,
             config,
             registry,
             api_id: ids::api_id(),
@@ -144,13 +210,26 @@ impl Gateway {
         };
         // Returns once the listener is closed and in-flight HTTP requests are done; upgraded
         // WebSockets are not HTTP requests any more, they are drained below.
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
-        .await?;
-        Ok(drain(&shared).await)
+        .await;
+        // Drained even if serving failed: Lambda processes must not outlive us.
+        let report = drain(&shared).await;
+        served?;
+        Ok(report)
+    }
+}
+
+/// The address clients on this machine reach a listener on: a wildcard bind (`0.0.0.0`, `::`)
+/// is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
     }
 }
 
@@ -211,18 +290,7 @@ async fn drain(shared: &Shared) -> ShutdownReport {
         .lock()
         .map(|r| r.iter().cloned().collect())
         .unwrap_or_default();
-    for room in rooms {
-        match shared.handler.compact(&room).await {
-            Ok(outcome) => {
-                report.rooms_compacted += 1;
-                tracing::info!(room, ?outcome, "compacted on shutdown");
-            }
-            Err(error) => {
-                report.rooms_failed += 1;
-                tracing::warn!(room, %error, "compaction on shutdown failed");
-            }
-        }
-    }
+    shared.invoker.shutdown(rooms, &mut report).await;
     tracing::info!(
         connections_closed = report.connections_closed,
         rooms_compacted = report.rooms_compacted,

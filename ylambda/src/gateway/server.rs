@@ -22,7 +22,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
-use ylambda_shared::lambda::handle_websocket_event;
 
 use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing};
 use super::{events, ids, management, Shared};
@@ -158,7 +157,7 @@ async fn websocket(
     let failed = (shared.clone(), connection.clone());
     upgrade
         .max_message_size(limit)
-        .max_frame_size(shared.handler.config().max_frame_bytes)
+        .max_frame_size(shared.config.max_frame_bytes)
         .on_failed_upgrade(move |error| {
             let (shared, connection) = failed;
             tracing::debug!(connection_id = connection.id(), %error, "upgrade failed");
@@ -329,28 +328,12 @@ async fn run(
     finish(shared, connection).await;
 }
 
-/// Runs one event through the Lambdas' entry point, as API Gateway invokes a Lambda.
-///
-/// The handler runs in a task of its own so that a handler panic becomes a 500, as a crashed
-/// Lambda becomes an error on API Gateway, instead of killing the connection task.
+/// Runs one event through the gateway's invoker, as API Gateway invokes a Lambda.
 async fn dispatch(
     shared: &Arc<Shared>,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    let shared = shared.clone();
-    let route = event.request_context.route_key.clone().unwrap_or_default();
-    let invocation =
-        tokio::spawn(async move { handle_websocket_event(&shared.handler, event).await });
-    match invocation.await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::error!(route, %error, "handler panicked");
-            let mut response = ApiGatewayProxyResponse::default();
-            response.status_code = 500;
-            response.body = Some(LambdaBody::Text("Internal server error".into()));
-            response
-        }
-    }
+    shared.invoker.invoke(event).await
 }
 
 /// Waits until a watched value satisfies `f` (or its sender is gone). The guard `wait_for` returns

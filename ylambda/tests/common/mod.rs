@@ -47,6 +47,11 @@ impl TestServer {
             .await
             .expect("bind");
         let gateway = Gateway::new(config, listener).expect("gateway");
+        Self::serve(gateway, data_dir)
+    }
+
+    /// Serves an already built gateway (one running Lambdas, say).
+    pub fn serve(gateway: Gateway, data_dir: tempfile::TempDir) -> TestServer {
         let addr = gateway.local_addr().expect("local addr");
         let connections = gateway.connections();
         let (stop, stopped) = oneshot::channel::<()>();
