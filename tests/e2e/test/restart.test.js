@@ -28,7 +28,10 @@ test('a document survives a restart: a new client gets it back from the snapshot
   o.destroy()
   const exit = await first.stop()
   assert.deepEqual(exit, { code: 0, signal: null }, 'SIGINT shuts the server down cleanly with status 0')
-  assert.ok((await filesUnder(first.dataDir)).length > 0, 'the data dir holds something after shutdown')
+  if (process.env.YLAMBDA_BACKEND !== 'aws') {
+    // Embedded backend: snapshots are files in the data dir (on aws they are S3 objects).
+    assert.ok((await filesUnder(first.dataDir)).length > 0, 'the data dir holds something after shutdown')
+  }
 
   const second = await startServer({ dataDir: first.dataDir })
   const c = await syncedClient(second, room)
