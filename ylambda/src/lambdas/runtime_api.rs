@@ -38,9 +38,7 @@ use tokio::time::Instant;
 /// Lambda's limit on a synchronous invocation's request and response payloads (6 MB).
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
-/// How long an invocation whose runtime connection closed waits for its answer on another
-/// connection before it counts as crashed. A process exit ends the wait at once; the grace only
-/// covers a client that retired an idle pooled connection and answers on a fresh one.
+/// A process exit this recent explains a runtime connection that just closed.
 const ORPHAN_GRACE: Duration = Duration::from_secs(1);
 
 /// Why an invocation produced no response.
@@ -134,8 +132,10 @@ impl ApiState {
 
     /// A runtime connection closed. Events it fetched and did not answer belong to a process
     /// that is gone (an HTTP/1 connection is never shared between processes), unless the client
-    /// merely retired the connection and answers on a new one, so they fail as crashed once a
-    /// process exit confirms it or the grace runs out, whichever comes first.
+    /// merely retired the connection and answers on a new one. So they fail as crashed only when
+    /// a process exit confirms it; otherwise they wait for their answer or their deadline. (A
+    /// fixed grace misfired under load: slow invocations whose client had recycled the
+    /// connection were failed as crashed and their late answers dropped.)
     fn connection_closed(self: &Arc<Self>, connection: u64) {
         let orphans: Vec<String> = lock(&self.in_flight)
             .iter()
@@ -172,8 +172,11 @@ impl ApiState {
             return;
         };
         runtime.spawn(async move {
-            let _ = tokio::time::timeout(ORPHAN_GRACE, exits.changed()).await;
-            fail();
+            // An answer that arrives meanwhile completes the invocation first, and `fail` then
+            // finds nothing left to fail. The sender goes away at shutdown, ending the wait.
+            if exits.changed().await.is_ok() {
+                fail();
+            }
         });
     }
 }
