@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=.ci-work
+work="${YLAMBDA_STATE_DIR:-.ci-work}"  # pid, url and log files (override for a second instance)
 pid_file="$work/redis.pid"
 log_file="$work/redis.log"
 url_file="$work/redis.url"

@@ -57,4 +57,7 @@ step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, aws ba
   test/sync.test.js test/restart.test.js test/bad-input.test.js test/redis-loss.test.js \
   test/signaling.test.js test/management.test.js)
 
+step "y-webrtc in headless Chromium (embedded and aws backends, in a network namespace)"
+bash scripts/browser-tests.sh
+
 step "all tests passed"

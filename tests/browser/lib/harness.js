@@ -1,0 +1,259 @@
+/**
+ * Helpers for the browser tests: start / stop `ylambda dev`, launch Debian's Chromium through
+ * playwright-core, open test pages (each in its own browser context), poll with deadlines.
+ *
+ * Only processes started here are ever signalled: the `ylambda dev` children by their handle
+ * (SIGINT, then SIGKILL), the browsers through playwright-core's own `browser.close()` (and its
+ * exit handler kills browsers it launched if this process dies first).
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, mkdir, rm } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as delay } from 'node:timers/promises'
+import { chromium } from 'playwright-core'
+
+const browserDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const verbose = !!process.env.BROWSER_TEST_VERBOSE
+
+/** The server binary: $YLAMBDA_BIN (relative to tests/browser), else ../../target/debug/ylambda. */
+export const serverBin = () => resolve(browserDir, process.env.YLAMBDA_BIN || '../../target/debug/ylambda')
+
+/** Debian's Chromium (scripts/install-chromium.sh); $CHROMIUM_PATH overrides. */
+export const chromiumPath = () => process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+
+// ------------------------------------------------------------------------------------------------
+// waiting
+
+/**
+ * Polls `condition` until it returns a truthy value (returned) or `timeoutMs` passes (throws).
+ * @template T
+ * @param {() => T | Promise<T>} condition
+ * @param {number} timeoutMs
+ * @param {string | (() => string | Promise<string>)} what described in the timeout error
+ * @return {Promise<T>}
+ */
+export const waitFor = async (condition, timeoutMs, what) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await condition()
+    if (value) return value
+    if (Date.now() > deadline) {
+      const desc = typeof what === 'function' ? await what() : what
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${desc}`)
+    }
+    await delay(50)
+  }
+}
+
+/**
+ * A bounded wait for something that must NOT happen: polls `condition` for `ms` and throws if it
+ * ever becomes truthy.
+ */
+export const never = async (condition, ms, what) => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await condition()) throw new Error(`must not happen, but did: ${typeof what === 'function' ? await what() : what}`)
+    await delay(50)
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// ylambda dev
+
+/** @type {Set<any>} */
+const servers = new Set()
+
+const killLeftovers = () => {
+  for (const s of servers) {
+    if (s.alive()) {
+      try { s.proc.kill('SIGKILL') } catch {}
+    }
+  }
+}
+process.on('exit', killLeftovers)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    killLeftovers()
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1))
+  })
+}
+
+/**
+ * Starts `ylambda dev --listen 127.0.0.1:0 --data-dir DIR` and resolves once it printed
+ * `ylambda dev listening on ws://127.0.0.1:PORT`.
+ *
+ * @param {{ env?: Record<string, string>, timeoutMs?: number }} [opts]
+ */
+export const startServer = async ({ env = {}, timeoutMs = 30000 } = {}) => {
+  const bin = serverBin()
+  if (!existsSync(bin)) throw new Error(`server binary not found: ${bin} (set YLAMBDA_BIN)`)
+  const workDir = await mkdtemp(join(tmpdir(), 'ylambda-browser-'))
+  const dataDir = join(workDir, 'data')
+  await mkdir(dataDir)
+  const proc = spawn(bin, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let log = ''
+  const remember = (chunk) => {
+    log = (log + chunk.toString()).slice(-200000)
+    if (verbose) process.stderr.write(chunk)
+  }
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })))
+  const server = {
+    proc,
+    workDir,
+    url: '',
+    alive: () => proc.exitCode === null && proc.signalCode === null,
+    /** Everything the server printed so far (stdout + stderr, last 200 kB). */
+    log: () => log,
+    /** SIGINT, then SIGKILL after `graceMs`; resolves with how it exited. */
+    async stop (graceMs = 15000) {
+      if (server.alive()) {
+        proc.kill('SIGINT')
+        const t = setTimeout(() => { if (server.alive()) proc.kill('SIGKILL') }, graceMs)
+        await exited
+        clearTimeout(t)
+      }
+      servers.delete(server)
+      await rm(workDir, { recursive: true, force: true })
+      return exited
+    }
+  }
+  servers.add(server)
+  proc.stderr.on('data', remember)
+  const listening = new Promise((resolve, reject) => {
+    let out = ''
+    let found = false
+    proc.stdout.on('data', (chunk) => {
+      remember(chunk)
+      if (found) return
+      out += chunk.toString()
+      const m = /ylambda dev listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m) {
+        found = true
+        resolve(m[1])
+      }
+    })
+    proc.on('error', reject)
+    exited.then(({ code, signal }) => {
+      if (!found) reject(new Error(`ylambda dev exited (code ${code}, signal ${signal}) before listening:\n${log}`))
+    })
+  })
+  let timer
+  const timeout = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`ylambda dev did not print its listening line within ${timeoutMs} ms:\n${log}`)), timeoutMs)
+  })
+  try {
+    server.url = await Promise.race([listening, timeout])
+  } catch (err) {
+    if (server.alive()) proc.kill('SIGKILL')
+    await server.stop()
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+  return server
+}
+
+/** Log lines of a server that look like trouble (WARN / ERROR / panics). */
+export const serverProblems = (server) =>
+  server.log().split('\n').filter((l) => /\b(WARN|ERROR)\b|panicked|Error:/.test(l))
+
+// ------------------------------------------------------------------------------------------------
+// Chromium
+
+/**
+ * Launches Debian's Chromium, headless. The networking flags keep it from calling Google
+ * (background networking, component updates, sync, QUIC): this machine reaches nothing but
+ * loopback, and the tests must not try. The pages add no STUN/TURN servers either
+ * (page/page.js), so WebRTC only ever uses this machine's own addresses.
+ */
+export const launchBrowser = async () => {
+  const executablePath = chromiumPath()
+  if (!existsSync(executablePath)) {
+    throw new Error(`${executablePath} not found: run \`bash scripts/install-chromium.sh\` (or set CHROMIUM_PATH)`)
+  }
+  return chromium.launch({
+    executablePath,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // WebRTC host candidates as plain addresses instead of random `<uuid>.local` names: those
+      // are resolved with multicast DNS (224.0.0.251:5353 on every interface), traffic that
+      // would leave loopback. With real addresses the two peers talk to this machine's own
+      // addresses, which the kernel delivers locally.
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      // and on a machine whose only interface is loopback, let WebRTC use it
+      '--allow-loopback-in-peer-connection'
+    ]
+  })
+}
+
+/**
+ * @typedef {object} Peer
+ * @property {string} name
+ * @property {import('playwright-core').BrowserContext} context
+ * @property {import('playwright-core').Page} page
+ * @property {string[]} logs  console messages and page errors
+ * @property {number} clientID
+ * @property {(fn: string, ...args: any[]) => Promise<any>} call  window.ylambdaTest[fn](...args)
+ */
+
+/**
+ * Opens the test page in a NEW browser context (pages of one context share BroadcastChannel and
+ * storage, and y-webrtc would sync them without any WebRTC) and starts a WebrtcProvider in it.
+ *
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} pageUrl
+ * @param {{ name: string, room: string, signaling: string, password?: string }} opts
+ * @return {Promise<Peer>}
+ */
+export const openPeer = async (browser, pageUrl, { name, room, signaling, password }) => {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  const logs = []
+  const note = (line) => {
+    logs.push(line)
+    if (verbose) process.stderr.write(line + '\n')
+  }
+  page.on('console', (m) => note(`[${name} console.${m.type()}] ${m.text()}`))
+  page.on('pageerror', (e) => note(`[${name} pageerror] ${e.message}`))
+  page.on('crash', () => note(`[${name}] PAGE CRASHED`))
+  await page.goto(pageUrl)
+  const call = (fn, ...args) => page.evaluate(([fn, args]) => window.ylambdaTest[fn](...args), [fn, args])
+  const clientID = await call('start', { room, signaling, password })
+  await waitFor(() => call('ready'), 10000, `${name}: provider room open`)
+  return { name, context, page, logs, clientID, call }
+}
+
+/** Everything useful to print when a test fails. */
+export const describePeers = async (peers, server) => {
+  const parts = []
+  for (const p of peers) {
+    let state
+    try {
+      state = JSON.stringify({
+        peers: await p.call('peers'),
+        text: await p.call('text'),
+        awareness: await p.call('awareness'),
+        peerEvents: await p.call('peerEvents'),
+        candidates: await p.call('candidates'),
+        webrtcStats: await p.call('webrtcStats')
+      }, null, 1)
+    } catch (err) {
+      state = `(unavailable: ${err.message})`
+    }
+    parts.push(`--- ${p.name}: ${state}\n${p.logs.slice(-30).join('\n')}`)
+  }
+  if (server) parts.push(`--- server log (last 4 kB):\n${server.log().slice(-4000)}`)
+  return parts.join('\n')
+}
