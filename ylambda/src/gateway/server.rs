@@ -267,14 +267,7 @@ async fn run(
                         // handled in order.
                         let event = events::message(&connection.meta, text.as_str().to_string());
                         let response = dispatch(&shared, event).await;
-                        if !(200..300).contains(&response.status_code) {
-                            tracing::warn!(
-                                connection_id = connection.id(),
-                                status = response.status_code,
-                                body = ?response.body,
-                                "$default handler answered with an error"
-                            );
-                        }
+                        warn_on_error(connection.id(), "$default", &response);
                     }
                     Message::Binary(_) => {
                         server_close(UNSUPPORTED_DATA, "Binary frames are not supported")
@@ -334,6 +327,20 @@ async fn dispatch(
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     shared.invoker.invoke(event).await
+}
+
+/// API Gateway shows a client nothing of a failed `$default` or `$disconnect` (no route
+/// responses): the log is the only place the failure appears.
+fn warn_on_error(connection_id: &str, route: &str, response: &ApiGatewayProxyResponse) {
+    if !(200..300).contains(&response.status_code) {
+        tracing::warn!(
+            connection_id,
+            route,
+            status = response.status_code,
+            body = ?response.body,
+            "handler answered with an error"
+        );
+    }
 }
 
 /// Waits until a watched value satisfies `f` (or its sender is gone). The guard `wait_for` returns
@@ -430,14 +437,7 @@ async fn finish(shared: Arc<Shared>, connection: Arc<Connection>) {
     });
     let event = events::disconnect(&connection.meta, state.code, &state.reason);
     let response = dispatch(&shared, event).await;
-    if !(200..300).contains(&response.status_code) {
-        tracing::warn!(
-            connection_id = connection.id(),
-            status = response.status_code,
-            body = ?response.body,
-            "$disconnect handler answered with an error"
-        );
-    }
+    warn_on_error(connection.id(), "$disconnect", &response);
     shared.registry.remove(connection.id());
     let duration = SystemTime::now()
         .duration_since(connection.meta.connected_at)
