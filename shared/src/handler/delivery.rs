@@ -5,13 +5,18 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::{Handler, HandlerResult};
 use crate::ports::{Fanout, FanoutError, Membership, Scope};
 
-async fn post_one<'a>(
-    fanout: &'a dyn Fanout,
-    member: &'a Membership,
-    frame: &'a str,
-) -> (&'a Membership, Result<(), FanoutError>) {
+/// Pauses before re-posting an update to the connections whose post failed (not 410).
+const POST_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
+
+/// Posts to one target and says which (by index: the results outlive the borrow of `frame`).
+async fn post_one(
+    fanout: &dyn Fanout,
+    index: usize,
+    member: &Membership,
+    frame: &str,
+) -> (usize, Result<(), FanoutError>) {
     (
-        member,
+        index,
         fanout
             .post(&member.endpoint, &member.connection_id, frame)
             .await,
@@ -44,25 +49,89 @@ impl Handler {
     }
 
     /// Posts one frame to every member (but `except`), with bounded concurrency. Returns how many
-    /// posts were delivered.
+    /// posts were delivered. A failed post is logged and not repeated: awareness and signaling
+    /// messages are superseded by the next ones, and a repeated WebRTC signal can confuse a peer.
     pub(super) async fn broadcast(
         &self,
         members: &[Membership],
         frame: &str,
         except: Option<&str>,
     ) -> HandlerResult<usize> {
-        let fanout: &dyn Fanout = self.ports.fanout.as_ref();
-        let mut targets = members
+        let targets: Vec<&Membership> = members
             .iter()
-            .filter(|m| Some(m.connection_id.as_str()) != except);
+            .filter(|m| Some(m.connection_id.as_str()) != except)
+            .collect();
+        let (delivered, failed) = self.post_to_each(&targets, frame).await?;
+        for (member, error) in failed {
+            tracing::warn!(
+                connection_id = %member.connection_id,
+                scope = %member.scope,
+                %error,
+                "broadcast post failed"
+            );
+        }
+        Ok(delivered)
+    }
+
+    /// Like `broadcast`, for document updates: a peer that misses one would not get it until it
+    /// reconnects (y-websocket clients sync only then), so failed posts are retried a few times.
+    /// Repeats are harmless: applying a Yjs update twice changes nothing.
+    pub(super) async fn broadcast_update(
+        &self,
+        members: &[Membership],
+        frame: &str,
+        except: Option<&str>,
+    ) -> HandlerResult<usize> {
+        let mut targets: Vec<&Membership> = members
+            .iter()
+            .filter(|m| Some(m.connection_id.as_str()) != except)
+            .collect();
+        let mut delivered = 0;
+        let mut delays = POST_RETRY_DELAYS_MS.iter();
+        loop {
+            let (ok, failed) = self.post_to_each(&targets, frame).await?;
+            delivered += ok;
+            if failed.is_empty() {
+                return Ok(delivered);
+            }
+            let Some(&delay_ms) = delays.next() else {
+                for (member, error) in failed {
+                    tracing::error!(
+                        connection_id = %member.connection_id,
+                        scope = %member.scope,
+                        %error,
+                        "update not delivered after retries: the connection gets it when it next syncs"
+                    );
+                }
+                return Ok(delivered);
+            };
+            tracing::warn!(
+                failed = failed.len(),
+                delay_ms,
+                "update posts failed: retrying"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            targets = failed.into_iter().map(|(member, _)| member).collect();
+        }
+    }
+
+    /// Posts to every target with bounded concurrency. Connections that answered 410 are cleaned
+    /// up; returns how many posts were delivered and which failed otherwise.
+    async fn post_to_each<'a>(
+        &self,
+        targets: &[&'a Membership],
+        frame: &str,
+    ) -> HandlerResult<(usize, Vec<(&'a Membership, FanoutError)>)> {
+        let fanout: &dyn Fanout = self.ports.fanout.as_ref();
+        let mut pending = targets.iter().copied().enumerate();
         // A named async fn instead of a closure-built stream: the latter trips rustc's
         // higher-ranked `Send` inference when callers box the handler's future.
         let mut in_flight = FuturesUnordered::new();
-        let mut results = Vec::with_capacity(members.len());
+        let mut results = Vec::with_capacity(targets.len());
         loop {
             while in_flight.len() < self.config.fanout_concurrency {
-                match targets.next() {
-                    Some(m) => in_flight.push(post_one(fanout, m, frame)),
+                match pending.next() {
+                    Some((index, m)) => in_flight.push(post_one(fanout, index, m, frame)),
                     None => break,
                 }
             }
@@ -72,19 +141,16 @@ impl Handler {
             }
         }
         let mut delivered = 0;
-        for (member, result) in results {
+        let mut failed = Vec::new();
+        for (index, result) in results {
+            let member = targets[index];
             match result {
                 Ok(()) => delivered += 1,
                 Err(FanoutError::Gone(_)) => self.forget_gone(&member.connection_id).await?,
-                Err(e) => tracing::warn!(
-                    connection_id = %member.connection_id,
-                    scope = %member.scope,
-                    error = %e,
-                    "broadcast post failed"
-                ),
+                Err(e) => failed.push((member, e)),
             }
         }
-        Ok(delivered)
+        Ok((delivered, failed))
     }
 
     /// A post answered 410: the connection is gone and its `$disconnect` may never run. Delete

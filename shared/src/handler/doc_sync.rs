@@ -1,6 +1,7 @@
 //! y-websocket frames: sync, updates, awareness.
 use yrs::updates::encoder::Encode;
 
+use super::retry::retry_store;
 use super::{Handler, HandlerError, HandlerResult};
 use crate::doc::{self, split::split_update_v1, Validated};
 use crate::ports::{AwarenessEntry, Membership, Scope};
@@ -176,8 +177,11 @@ impl Handler {
         }
         let relay = ywebsocket::encode_update(&update);
         let appended = self.ports.docs.append(room, &update, &relay).await?;
-        let members = self.ports.connections.members(&member.scope).await?;
-        self.broadcast(
+        // The update is durable now; failing here would leave it unrelayed until each peer
+        // reconnects, so a transient failure reading the room is retried.
+        let connections = &self.ports.connections;
+        let members = retry_store("room members", || connections.members(&member.scope)).await?;
+        self.broadcast_update(
             &members,
             &transport::encode_frame(&relay),
             Some(&member.connection_id),

@@ -3,6 +3,7 @@
 mod compaction;
 mod delivery;
 mod doc_sync;
+mod retry;
 mod signaling;
 
 use std::collections::HashMap;

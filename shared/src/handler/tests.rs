@@ -22,6 +22,8 @@ struct RecordingFanout {
     posts: Mutex<Vec<(String, String)>>,
     closed: Mutex<Vec<String>>,
     gone: Mutex<HashSet<String>>,
+    /// Connection id -> how many more posts to it fail (not 410) before one succeeds.
+    failing: Mutex<HashMap<String, usize>>,
     docs: Mutex<Option<(Arc<MemoryDocStore>, String)>>,
     log_len_at_post: Mutex<Vec<usize>>,
 }
@@ -31,6 +33,12 @@ impl Fanout for RecordingFanout {
     async fn post(&self, _endpoint: &str, id: &str, text: &str) -> Result<(), FanoutError> {
         if self.gone.lock().unwrap().contains(id) {
             return Err(FanoutError::Gone(id.to_string()));
+        }
+        if let Some(left) = self.failing.lock().unwrap().get_mut(id) {
+            if *left > 0 {
+                *left -= 1;
+                return Err(FanoutError::Failed("connection reset".into()));
+            }
         }
         let watched = self.docs.lock().unwrap().clone();
         if let Some((docs, room)) = watched {
@@ -50,9 +58,43 @@ impl Fanout for RecordingFanout {
     }
 }
 
+/// The embedded connection store, made to fail the next `members` reads on demand.
+#[derive(Default)]
+struct FlakyConnections {
+    inner: MemoryConnectionStore,
+    failing_member_reads: Mutex<usize>,
+}
+
+#[async_trait]
+impl ConnectionStore for FlakyConnections {
+    async fn join(&self, membership: Membership) -> crate::ports::StoreResult<()> {
+        self.inner.join(membership).await
+    }
+    async fn leave(&self, scope: &Scope, id: &str) -> crate::ports::StoreResult<()> {
+        self.inner.leave(scope, id).await
+    }
+    async fn members(&self, scope: &Scope) -> crate::ports::StoreResult<Vec<Membership>> {
+        {
+            let mut failing = self.failing_member_reads.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(StoreError::Backend("throttled".into()));
+            }
+        }
+        self.inner.members(scope).await
+    }
+    async fn memberships_of(&self, id: &str) -> crate::ports::StoreResult<Vec<Membership>> {
+        self.inner.memberships_of(id).await
+    }
+    async fn remove_connection(&self, id: &str) -> crate::ports::StoreResult<Vec<Membership>> {
+        self.inner.remove_connection(id).await
+    }
+}
+
 struct Harness {
     handler: Handler,
     fanout: Arc<RecordingFanout>,
+    connections: Arc<FlakyConnections>,
     docs: Arc<MemoryDocStore>,
     snapshots: Arc<FsSnapshotStore>,
     _dir: tempfile::TempDir,
@@ -61,11 +103,12 @@ struct Harness {
 fn harness_with(config: Config) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let fanout = Arc::new(RecordingFanout::default());
+    let connections = Arc::new(FlakyConnections::default());
     let docs = Arc::new(MemoryDocStore::new());
     let snapshots = Arc::new(FsSnapshotStore::new(dir.path()).unwrap());
     let handler = Handler::new(
         Ports {
-            connections: Arc::new(MemoryConnectionStore::new()),
+            connections: connections.clone(),
             docs: docs.clone(),
             snapshots: snapshots.clone(),
             fanout: fanout.clone(),
@@ -75,6 +118,7 @@ fn harness_with(config: Config) -> Harness {
     Harness {
         handler,
         fanout,
+        connections,
         docs,
         snapshots,
         _dir: dir,
@@ -565,6 +609,57 @@ async fn compaction_with_a_stale_snapshot_version_writes_and_trims_nothing() {
         h.handler.compact("r").await.unwrap(),
         Compaction::NothingToDo
     );
+}
+
+#[tokio::test]
+async fn an_appended_update_is_relayed_despite_transient_member_read_failures() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    *h.connections.failing_member_reads.lock().unwrap() = 2;
+    let update = Client::new(1).insert(0, "kept");
+    h.send("a", &ywebsocket::encode_update(&update))
+        .await
+        .unwrap();
+    assert_eq!(h.take("b"), vec![Incoming::Update(update)]);
+    assert_eq!(*h.connections.failing_member_reads.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_member_read_that_keeps_failing_is_reported_with_the_update_still_logged() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    *h.connections.failing_member_reads.lock().unwrap() = 100;
+    let update = Client::new(1).insert(0, "durable");
+    let result = h.send("a", &ywebsocket::encode_update(&update)).await;
+    assert!(matches!(result, Err(HandlerError::Store(_))), "{result:?}");
+    assert!(h.take("b").is_empty());
+    // Nothing is lost: the update is in the log, and b gets it when it syncs.
+    assert_eq!(h.docs.read_log("r").await.unwrap().updates.len(), 1);
+    *h.connections.failing_member_reads.lock().unwrap() = 0;
+    let bob = Client::new(2);
+    h.send("b", &bob.sync_step1()).await.unwrap();
+    bob.receive(&h.take("b"));
+    assert_eq!(bob.text(), "durable");
+}
+
+#[tokio::test]
+async fn failed_update_posts_are_retried_and_other_broadcasts_are_not() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    h.fanout.failing.lock().unwrap().insert("b".into(), 2);
+    let update = Client::new(1).insert(0, "again");
+    h.send("a", &ywebsocket::encode_update(&update))
+        .await
+        .unwrap();
+    assert_eq!(h.take("b"), vec![Incoming::Update(update)]);
+    // Awareness is superseded by the next message: one failed post is not repeated.
+    h.fanout.failing.lock().unwrap().insert("b".into(), 1);
+    h.send("a", &awareness_message(1, 1, "{}")).await.unwrap();
+    assert!(h.take("b").is_empty());
+    assert_eq!(h.take("a").len(), 1, "the sender still hears its awareness");
 }
 
 #[tokio::test]
