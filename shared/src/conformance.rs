@@ -2,8 +2,8 @@
 //! Each suite uses names unique to the run, so suites can share a real backend.
 //! Failures panic with a message naming the broken promise (these are test helpers).
 use crate::ports::{
-    AwarenessEntry, ConnectionStore, DocStore, LogPosition, Membership, PutOutcome, Scope,
-    Snapshot, SnapshotStore,
+    AwarenessEntry, ConnectionStore, DocStore, LogPosition, Membership, PutOutcome, RoomMeta,
+    Scope, Snapshot, SnapshotRecord, SnapshotStore,
 };
 
 fn unique(prefix: &str) -> String {
@@ -140,6 +140,61 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
         store.remove_connection(id).await.unwrap();
     }
     assert!(store.members(&big).await.unwrap().is_empty());
+
+    room_directory_suite(store).await;
+}
+
+/// The room directory record: created once, counts add up, and it never shows as a member.
+async fn room_directory_suite(store: &dyn ConnectionStore) {
+    let name = unique("meta-room");
+    let room = Scope::Room(name.clone());
+    assert_eq!(
+        store.room_meta(&name).await.unwrap(),
+        None,
+        "new room has a record"
+    );
+    let c = unique("conn-c");
+    store
+        .join(membership(&room, &c, far_future()))
+        .await
+        .unwrap();
+    let first = SnapshotRecord {
+        at_ms: 1_000,
+        updates_merged: 5,
+        version: "v1".into(),
+        bytes: 100,
+    };
+    let second = SnapshotRecord {
+        at_ms: 2_000,
+        updates_merged: 3,
+        version: "\"etag-2\"".into(),
+        bytes: 150,
+    };
+    store.record_snapshot(&name, &first).await.unwrap();
+    store.record_snapshot(&name, &second).await.unwrap();
+    assert_eq!(
+        store.room_meta(&name).await.unwrap(),
+        Some(RoomMeta {
+            created_ms: 1_000,
+            last_active_ms: 2_000,
+            updates: 8,
+            snapshots: 2,
+            snapshot_version: "\"etag-2\"".into(),
+            snapshot_bytes: 150,
+        }),
+        "room record after two snapshots"
+    );
+    assert_eq!(
+        ids(&store.members(&room).await.unwrap()),
+        vec![c.clone()],
+        "the room record must not be listed as a member"
+    );
+    assert_eq!(store.memberships_of(&c).await.unwrap().len(), 1);
+    assert_eq!(store.remove_connection(&c).await.unwrap().len(), 1);
+    assert!(
+        store.room_meta(&name).await.unwrap().is_some(),
+        "the room record outlives the room's connections"
+    );
 }
 
 pub async fn doc_store_suite(store: &dyn DocStore) {

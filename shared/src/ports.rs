@@ -61,6 +61,36 @@ pub struct Membership {
     pub expires_at: u64,
 }
 
+/// A room's directory record (DynamoDB item `room#R` / `meta`): what an operator or a dashboard
+/// wants to know about a room without opening its document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomMeta {
+    /// Milliseconds since the Unix epoch when the room's first snapshot was recorded.
+    pub created_ms: u64,
+    /// Milliseconds since the Unix epoch of the last recorded snapshot (a room is compacted when
+    /// its last connection leaves and when its log passes the threshold, so this lags a busy
+    /// room by at most one compaction).
+    pub last_active_ms: u64,
+    /// Updates merged into the room's snapshots, over its whole life.
+    pub updates: u64,
+    /// How many snapshots have been written.
+    pub snapshots: u64,
+    /// The version of the latest snapshot (S3 ETag; file generation when embedded).
+    pub snapshot_version: String,
+    /// Size of the latest snapshot in bytes.
+    pub snapshot_bytes: u64,
+}
+
+/// One written snapshot, as recorded in the room's directory record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub at_ms: u64,
+    /// Log entries merged into this snapshot.
+    pub updates_merged: u64,
+    pub version: String,
+    pub bytes: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage backend failed: {0}")]
@@ -85,6 +115,13 @@ pub trait ConnectionStore: Send + Sync {
     async fn memberships_of(&self, connection_id: &str) -> StoreResult<Vec<Membership>>;
     /// Removes every membership of a connection and returns what was removed.
     async fn remove_connection(&self, connection_id: &str) -> StoreResult<Vec<Membership>>;
+    /// Records a written snapshot in the room's directory record, creating it the first time
+    /// (`created` is kept, `updates` and `snapshots` add up, the rest is replaced). The record
+    /// lives beside the room's memberships but is never listed among them. Callers hold the
+    /// room's compaction lock, so records arrive in snapshot order.
+    async fn record_snapshot(&self, room: &str, record: &SnapshotRecord) -> StoreResult<()>;
+    /// The room's directory record, if a snapshot was ever recorded.
+    async fn room_meta(&self, room: &str) -> StoreResult<Option<RoomMeta>>;
 }
 
 /// A position in a room's update log. Opaque to the core: each adapter defines the encoding and

@@ -448,6 +448,11 @@ async fn cost_per_user_action_and_no_scan() {
         Some(&1),
         "the last leave writes one snapshot: {last:?}"
     );
+    assert_eq!(
+        last.get("dynamodb:UpdateItem"),
+        Some(&1),
+        "the snapshot is recorded in the room's meta item: {last:?}"
+    );
     let (_, join, _, join_posts) = meter.row("doc: join sync (2 in room)");
     assert!(!join.contains_key("s3:PutObject"), "{join:?}");
     assert!(*join_posts >= 2, "sync step 2 + sync step 1 (+ awareness)");

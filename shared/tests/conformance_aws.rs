@@ -29,7 +29,7 @@ use ylambda_shared::adapters::unix_now_secs;
 use ylambda_shared::conformance;
 use ylambda_shared::ports::{
     ConnectionStore, Fanout, FanoutError, LogPosition, Membership, PutOutcome, Scope, Snapshot,
-    SnapshotStore,
+    SnapshotRecord, SnapshotStore,
 };
 
 /// Written straight to stderr: the test harness captures `println!`/`eprintln!` of passing
@@ -646,5 +646,52 @@ async fn membership_attributes_round_trip_through_dynamodb() {
         raw.get("ttl"),
         Some(&AttributeValue::N(m.expires_at.to_string()))
     );
+    aws.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn room_record_stays_out_of_the_connection_index() {
+    let Some(aws) = aws("room_record_stays_out_of_the_connection_index").await else {
+        return;
+    };
+    let table = aws.fresh_table().await;
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let rooms: Vec<String> = (0..3).map(|_| unique("meta")).collect();
+    for room in &rooms {
+        let record = SnapshotRecord {
+            at_ms: 5,
+            updates_merged: 2,
+            version: "\"e\"".into(),
+            bytes: 9,
+        };
+        store.record_snapshot(room, &record).await.unwrap();
+    }
+    let raw = aws
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("room#{}", rooms[0])))
+        .key("sk", AttributeValue::S("meta".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("room record stored as room#R / meta");
+    // Without `data` the item is not in gs1: every room's record would otherwise share one
+    // index partition (`sk` = "meta").
+    assert!(raw.get("data").is_none(), "room record has data: {raw:?}");
+    assert!(raw.get("ttl").is_none(), "room record must not expire");
+    assert_eq!(raw.get("updates"), Some(&AttributeValue::N("2".into())));
+    let indexed = aws
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .index_name("gs1")
+        .key_condition_expression("sk = :meta")
+        .expression_attribute_values(":meta", AttributeValue::S("meta".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(indexed.count, 0, "room records found in gs1: {indexed:?}");
     aws.drop_table(&table).await;
 }

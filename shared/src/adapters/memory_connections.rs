@@ -5,7 +5,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::unix_now_secs;
-use crate::ports::{ConnectionStore, Membership, Scope, StoreError, StoreResult};
+use crate::ports::{
+    ConnectionStore, Membership, RoomMeta, Scope, SnapshotRecord, StoreError, StoreResult,
+};
 
 #[derive(Default)]
 pub struct MemoryConnectionStore {
@@ -19,6 +21,8 @@ struct Tables {
     by_scope: HashMap<Scope, BTreeMap<String, Membership>>,
     /// connection id -> scopes (the `gs1` index: hash `sk`).
     by_connection: HashMap<String, Vec<Scope>>,
+    /// room -> directory record (the `room#R` / `meta` item).
+    rooms: HashMap<String, RoomMeta>,
 }
 
 impl MemoryConnectionStore {
@@ -112,5 +116,23 @@ impl ConnectionStore for MemoryConnectionStore {
             }
         }
         Ok(removed)
+    }
+
+    async fn record_snapshot(&self, room: &str, record: &SnapshotRecord) -> StoreResult<()> {
+        let mut t = self.lock()?;
+        let meta = t.rooms.entry(room.to_string()).or_insert_with(|| RoomMeta {
+            created_ms: record.at_ms,
+            ..RoomMeta::default()
+        });
+        meta.last_active_ms = record.at_ms;
+        meta.updates += record.updates_merged;
+        meta.snapshots += 1;
+        meta.snapshot_version = record.version.clone();
+        meta.snapshot_bytes = record.bytes;
+        Ok(())
+    }
+
+    async fn room_meta(&self, room: &str) -> StoreResult<Option<RoomMeta>> {
+        Ok(self.lock()?.rooms.get(room).cloned())
     }
 }

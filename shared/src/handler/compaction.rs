@@ -1,7 +1,8 @@
 //! Compaction: merge a room's log into its snapshot, then trim the log (DESIGN.md invariant 3).
 use super::{Handler, HandlerError, HandlerResult};
+use crate::adapters::unix_now_ms;
 use crate::doc;
-use crate::ports::{PutOutcome, Snapshot};
+use crate::ports::{PutOutcome, Snapshot, SnapshotRecord};
 
 /// How long a compaction may hold a room's lock before another may start.
 const COMPACTION_LOCK_MS: u64 = 30_000;
@@ -68,8 +69,20 @@ impl Handler {
         let expected = stored.as_ref().map(|s| s.version.as_str());
         match self.ports.snapshots.put(room, &snapshot, expected).await? {
             PutOutcome::Conflict => Ok(Compaction::Conflict),
-            PutOutcome::Written { .. } => {
+            PutOutcome::Written { version } => {
                 self.ports.docs.trim_log(room, &last).await?;
+                let record = SnapshotRecord {
+                    at_ms: unix_now_ms(),
+                    updates_merged: entries as u64,
+                    version,
+                    bytes: snapshot_bytes as u64,
+                };
+                // Still under the lock, so records arrive in snapshot order. The record is
+                // informational: the snapshot and trim already happened, so a failure is logged
+                // and the next compaction brings the record up to date (its counts miss these).
+                if let Err(e) = self.ports.connections.record_snapshot(room, &record).await {
+                    tracing::warn!(room, error = %e, "could not record the snapshot in the room's meta item");
+                }
                 Ok(Compaction::Written {
                     entries,
                     snapshot_bytes,

@@ -9,7 +9,7 @@ use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 use super::*;
 use crate::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
-use crate::ports::{DocStore, FanoutError, SnapshotStore};
+use crate::ports::{DocStore, FanoutError, RoomMeta, SnapshotStore};
 use crate::protocol::transport::{decode_frame, encode_frame};
 use crate::protocol::ywebsocket::{self, decode_messages, Incoming};
 
@@ -88,6 +88,16 @@ impl ConnectionStore for FlakyConnections {
     }
     async fn remove_connection(&self, id: &str) -> crate::ports::StoreResult<Vec<Membership>> {
         self.inner.remove_connection(id).await
+    }
+    async fn record_snapshot(
+        &self,
+        room: &str,
+        record: &crate::ports::SnapshotRecord,
+    ) -> crate::ports::StoreResult<()> {
+        self.inner.record_snapshot(room, record).await
+    }
+    async fn room_meta(&self, room: &str) -> crate::ports::StoreResult<Option<RoomMeta>> {
+        self.inner.room_meta(room).await
     }
 }
 
@@ -528,9 +538,8 @@ async fn last_leave_compacts_into_the_snapshot() {
     let h = harness();
     h.join("a", "r").await;
     let alice = Client::new(1);
-    for (i, s) in ["one ", "two ", "three"].iter().enumerate() {
+    for s in ["one ", "two ", "three"] {
         let at = alice.text().len() as u32;
-        let _ = i;
         h.send("a", &ywebsocket::encode_update(&alice.insert(at, s)))
             .await
             .unwrap();
@@ -549,6 +558,17 @@ async fn last_leave_compacts_into_the_snapshot() {
     let check = Client::new(9);
     check.apply(&snap.snapshot.update);
     assert_eq!(check.text(), "one two three");
+    let meta = h
+        .connections
+        .room_meta("r")
+        .await
+        .unwrap()
+        .expect("room record written");
+    assert_eq!(meta.updates, 3);
+    assert_eq!(meta.snapshots, 1);
+    assert_eq!(meta.snapshot_version, snap.version);
+    assert_eq!(meta.snapshot_bytes, snap.snapshot.update.len() as u64);
+    assert!(meta.created_ms > 0 && meta.created_ms == meta.last_active_ms);
     // A new session reads it back.
     h.join("b", "r").await;
     let bob = Client::new(2);

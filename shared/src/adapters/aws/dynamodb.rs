@@ -4,8 +4,12 @@
 //! | --- | --- | --- | --- | --- | --- |
 //! | `room#R` / `topic#T` ([`Scope::key`]) | `conn#{connectionId}` | joined-at ms, 20 digits | S | BOOL | N, epoch s |
 //!
+//! | `room#R` | `meta` | (none) | `created_ms`, `last_active_ms`, `updates`, `snapshots`, `snapshot_version`, `snapshot_bytes` |
+//!
 //! `members` is one strongly consistent Query on the table; `memberships_of` and
 //! `remove_connection` one Query on the `gs1` index (hash `sk`, range `data`). Never a Scan.
+//! The room directory record has no `data` attribute, so it stays out of `gs1`: indexed, every
+//! room's record would share the one index partition `meta` and make it hot.
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -19,7 +23,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::backend_error;
 use crate::adapters::unix_now_secs;
-use crate::ports::{ConnectionStore, Membership, Scope, StoreError, StoreResult};
+use crate::ports::{
+    ConnectionStore, Membership, RoomMeta, Scope, SnapshotRecord, StoreError, StoreResult,
+};
 
 /// The index that finds a connection's memberships (`$disconnect`, 410 clean-up).
 pub const GSI_NAME: &str = "gs1";
@@ -27,6 +33,8 @@ pub const GSI_NAME: &str = "gs1";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const CONN_PREFIX: &str = "conn#";
+/// Sort key of a room's directory record.
+const META_SK: &str = "meta";
 /// BatchWriteItem's limit.
 const BATCH_SIZE: usize = 25;
 /// Attempts per batch when DynamoDB hands back UnprocessedItems (throttling): bounded, so a
@@ -343,6 +351,88 @@ impl ConnectionStore for DynamoConnectionStore {
         self.delete_items(keys).await?;
         Ok(removed)
     }
+
+    async fn record_snapshot(&self, room: &str, record: &SnapshotRecord) -> StoreResult<()> {
+        // One UpdateItem: creates the record or folds this snapshot into it, atomically.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(Scope::Room(room.to_string()).key()))
+            .key("sk", s(META_SK))
+            .update_expression(
+                "SET created_ms = if_not_exists(created_ms, :at), last_active_ms = :at, \
+                 snapshot_version = :version, snapshot_bytes = :bytes \
+                 ADD updates :merged, snapshots :one",
+            )
+            .expression_attribute_values(":at", number(record.at_ms))
+            .expression_attribute_values(":version", s(record.version.clone()))
+            .expression_attribute_values(":bytes", number(record.bytes))
+            .expression_attribute_values(":merged", number(record.updates_merged))
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await
+            .map_err(|e| {
+                backend_error(
+                    format!("UpdateItem room {room:?} meta in table {}", self.table),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn room_meta(&self, room: &str) -> StoreResult<Option<RoomMeta>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Scope::Room(room.to_string()).key()))
+            .key("sk", s(META_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                backend_error(
+                    format!("GetItem room {room:?} meta in table {}", self.table),
+                    e,
+                )
+            })?;
+        output
+            .item
+            .map(|item| {
+                room_meta_from_item(&item).map_err(|why| {
+                    StoreError::Corrupt(format!(
+                        "room {room:?} meta in table {}: {why}",
+                        self.table
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+fn number(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn room_meta_from_item(item: &Item) -> Result<RoomMeta, String> {
+    let count = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| format!("{name} {n:?}: {e}")),
+        Some(other) => Err(format!("attribute {name} is not a number: {other:?}")),
+        None => Err(format!("attribute {name} is missing")),
+    };
+    let snapshot_version = match item.get("snapshot_version") {
+        Some(AttributeValue::S(v)) => v.clone(),
+        Some(other) => return Err(format!("snapshot_version is not a string: {other:?}")),
+        None => return Err("attribute snapshot_version is missing".into()),
+    };
+    Ok(RoomMeta {
+        created_ms: count("created_ms")?,
+        last_active_ms: count("last_active_ms")?,
+        updates: count("updates")?,
+        snapshots: count("snapshots")?,
+        snapshot_version,
+        snapshot_bytes: count("snapshot_bytes")?,
+    })
 }
 
 fn key(name: &str, key_type: KeyType) -> StoreResult<KeySchemaElement> {
