@@ -20,6 +20,9 @@ if (NativePeerConnection) {
 let doc = null
 let provider = null
 const peerEvents = []
+// Signaling `publish` messages this page received on its room's topic (its own announce
+// included: the server relays a publish to the sender too).
+let roomPublishesSeen = 0
 
 const room = () => {
   if (!provider || !provider.room) throw new Error('provider not started, or its room not open yet')
@@ -41,6 +44,9 @@ window.ylambdaTest = {
       // test must not leave the machine. Host candidates are enough between two local browsers.
       peerOpts: { config: { iceServers: [] } }
     })
+    for (const conn of provider.signalingConns) {
+      conn.on('message', (m) => { if (m.type === 'publish' && m.topic === roomName) roomPublishesSeen++ })
+    }
     provider.on('peers', (e) => peerEvents.push({
       at: Date.now(), added: e.added, removed: e.removed, webrtcPeers: e.webrtcPeers, bcPeers: e.bcPeers
     }))
@@ -71,6 +77,7 @@ window.ylambdaTest = {
     }
   },
   peerEvents: () => peerEvents.slice(),
+  roomPublishesSeen: () => roomPublishesSeen,
   candidates: () => candidates.slice(),
   /**
    * getStats() of every WebRTC connection: what the data channels carried (proof that the sync

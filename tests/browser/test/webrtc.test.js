@@ -145,6 +145,12 @@ const assertOverWebRTC = async (a, b, srv) => {
 const twoPagesSync = async (srv, { prefix, password } = {}) => {
   const room = roomName(prefix)
   const a = await peer('A', room, srv, password)
+  // B opens once A's announce has come back from the server, so B cannot receive it. Otherwise
+  // each page can get the other's announce and both start a connection at once; y-webrtc 10.3's
+  // glare handling then leaves each side sending on its own data channel and listening on the
+  // other's, and they never sync (seen once on the aws backend, whose first requests are slow).
+  await waitFor(async () => (await a.call('roomPublishesSeen')) >= 1, SYNC_MS,
+    'A\'s announce came back from the signaling server')
   const b = await peer('B', room, srv, password)
   await webrtcPeered(a, b)
 
