@@ -279,6 +279,29 @@ async fn cost_per_user_action_and_no_scan() {
             ),
         )
         .await;
+    // A Lambda instance that has not seen connection A yet looks its room up in the index first.
+    let cold = Handler::new(handler.ports().clone(), Config::default());
+    let second_update = {
+        use yrs::Transact;
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        yrs::Text::insert(&t, &mut txn, 5, " again");
+        encode_frame(&ywebsocket::encode_update(&txn.encode_update_v1()))
+    };
+    meter
+        .measure(
+            "doc: update (2 in room), Lambda instance new to the connection",
+            async {
+                handle_route(
+                    &cold,
+                    Route::Default,
+                    event(DEFAULT, "A=", None, Some(second_update)),
+                )
+                .await
+                .status_code as u16
+            },
+        )
+        .await;
     meter
         .measure(
             "doc: awareness change (2 in room)",
@@ -422,9 +445,17 @@ async fn cost_per_user_action_and_no_scan() {
     let (_, upd, upd_redis, upd_posts) = meter.row("doc: update (2 in room)");
     assert_eq!(
         upd.get("dynamodb:Query"),
-        Some(&2),
-        "room lookup + members: {upd:?}"
+        Some(&1),
+        "members only: the room of a connection this handler has seen is remembered: {upd:?}"
     );
+    let (_, cold_upd, _, cold_posts) =
+        meter.row("doc: update (2 in room), Lambda instance new to the connection");
+    assert_eq!(
+        cold_upd.get("dynamodb:Query"),
+        Some(&2),
+        "room lookup + members: {cold_upd:?}"
+    );
+    assert_eq!(*cold_posts, 1);
     assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
     assert_eq!(
         upd_redis.get("exec"),

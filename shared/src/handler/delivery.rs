@@ -158,6 +158,7 @@ impl Handler {
     /// could cascade into more gone posts); their own 30 s awareness timeout removes them.
     async fn forget_gone(&self, connection_id: &str) -> HandlerResult<()> {
         tracing::info!(connection_id, "connection gone (410): removing its records");
+        self.rooms.forget(connection_id);
         for membership in self
             .ports
             .connections

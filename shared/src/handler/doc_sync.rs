@@ -75,11 +75,15 @@ impl Handler {
     }
 
     /// The room this connection joined at `$connect`. `$default` events carry no query string,
-    /// so the membership record is the only place the room is known. It is found through the
-    /// connection index, which on DynamoDB is eventually consistent: a client's first message
-    /// can arrive before its fresh membership shows there, so an empty answer is retried for a
-    /// moment before the connection is taken to have joined no room.
+    /// so the membership record is the only place the room is known (remembered per process
+    /// once found, see `room_cache`). It is found through the connection index, which on
+    /// DynamoDB is eventually consistent: a client's first message can arrive before its fresh
+    /// membership shows there, so an empty answer is retried for a moment before the connection
+    /// is taken to have joined no room.
     async fn room_membership(&self, connection_id: &str) -> HandlerResult<Membership> {
+        if let Some(membership) = self.rooms.get(connection_id) {
+            return Ok(membership);
+        }
         for delay_ms in INDEX_RETRY_DELAYS_MS.iter().copied().chain([0]) {
             let found = self
                 .ports
@@ -89,6 +93,7 @@ impl Handler {
                 .into_iter()
                 .find(|m| matches!(m.scope, Scope::Room(_)));
             if let Some(membership) = found {
+                self.rooms.remember(&membership);
                 return Ok(membership);
             }
             if delay_ms > 0 {
@@ -141,7 +146,8 @@ impl Handler {
             if members.iter().any(|m| m.connection_id != connection_id) {
                 tracing::warn!(
                     room,
-                    "live document data was lost: asking every connection to resend"
+                    "no live data for a room that has other connections (lost by the store, or \
+                     a new room joined by several at once): asking each of them to resend"
                 );
                 self.broadcast(&members, &server_step1, Some(connection_id))
                     .await?;

@@ -4,6 +4,7 @@ mod compaction;
 mod delivery;
 mod doc_sync;
 mod retry;
+mod room_cache;
 mod signaling;
 
 use std::collections::HashMap;
@@ -48,11 +49,16 @@ pub type HandlerResult<T> = Result<T, HandlerError>;
 pub struct Handler {
     ports: Ports,
     config: Config,
+    rooms: room_cache::RoomCache,
 }
 
 impl Handler {
     pub fn new(ports: Ports, config: Config) -> Self {
-        Handler { ports, config }
+        Handler {
+            ports,
+            config,
+            rooms: room_cache::RoomCache::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -116,6 +122,7 @@ impl Handler {
     /// membership with one index query, tells each room the connection's awareness clients left,
     /// and compacts a room its last connection left.
     pub async fn on_disconnect(&self, connection_id: &str) -> HandlerResult<()> {
+        self.rooms.forget(connection_id);
         let removed = self
             .ports
             .connections

@@ -63,6 +63,7 @@ impl Fanout for RecordingFanout {
 struct FlakyConnections {
     inner: MemoryConnectionStore,
     failing_member_reads: Mutex<usize>,
+    index_reads: Mutex<usize>,
 }
 
 #[async_trait]
@@ -84,6 +85,7 @@ impl ConnectionStore for FlakyConnections {
         self.inner.members(scope).await
     }
     async fn memberships_of(&self, id: &str) -> crate::ports::StoreResult<Vec<Membership>> {
+        *self.index_reads.lock().unwrap() += 1;
         self.inner.memberships_of(id).await
     }
     async fn remove_connection(&self, id: &str) -> crate::ports::StoreResult<Vec<Membership>> {
@@ -680,6 +682,32 @@ async fn failed_update_posts_are_retried_and_other_broadcasts_are_not() {
     h.send("a", &awareness_message(1, 1, "{}")).await.unwrap();
     assert!(h.take("b").is_empty());
     assert_eq!(h.take("a").len(), 1, "the sender still hears its awareness");
+}
+
+#[tokio::test]
+async fn a_connections_room_is_looked_up_once_then_remembered_until_it_leaves() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    let alice = Client::new(1);
+    h.send("a", &alice.sync_step1()).await.unwrap();
+    h.take("b"); // the server's sync step 1 (the room had no live data yet)
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "x")))
+        .await
+        .unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(1, "y")))
+        .await
+        .unwrap();
+    assert_eq!(*h.connections.index_reads.lock().unwrap(), 1);
+    assert_eq!(h.take("b").len(), 2, "b got both updates");
+    // After $disconnect the connection is forgotten: a late frame is looked up and refused.
+    h.handler.on_disconnect("a").await.unwrap();
+    let reads_after_disconnect = *h.connections.index_reads.lock().unwrap();
+    let late = h
+        .send("a", &ywebsocket::encode_update(&alice.insert(2, "z")))
+        .await;
+    assert!(matches!(late, Err(HandlerError::BadRequest(_))), "{late:?}");
+    assert!(*h.connections.index_reads.lock().unwrap() > reads_after_disconnect);
 }
 
 #[tokio::test]

@@ -65,7 +65,16 @@ test(`load: ${ROOMS} rooms x ${CLIENTS} clients typing for ${SECONDS} s lose not
     const r = bad[0]
     const lens = r ? r.clients.map((c) => c.text.length).join(',') : ''
     const missing = r ? r.clients.flatMap((c) => inserted.get(c)).filter((m) => !r.clients.every((c) => c.text.toString().includes(m))).length : 0
-    return `all rooms converge with every marker; ${bad.length} rooms not yet (first: lengths ${lens}, ${missing} markers missing somewhere; disconnected clients: ${all.filter((c) => !c.provider.wsconnected).length})`
+    // Per client of that room: which markers it lacks, its own and the others' (a sample).
+    const perClient = r
+      ? r.clients.map((c, i) => {
+        const s = c.text.toString()
+        const own = inserted.get(c).filter((m) => !s.includes(m))
+        const others = r.clients.filter((o) => o !== c).flatMap((o) => inserted.get(o)).filter((m) => !s.includes(m))
+        return `c${i}: ${own.length} own + ${others.length} others' missing ${JSON.stringify(others.slice(0, 4))}`
+      }).join('; ')
+      : ''
+    return `all rooms converge with every marker; ${bad.length} rooms not yet (first: lengths ${lens}, ${missing} markers missing somewhere: ${perClient}; disconnected clients: ${all.filter((c) => !c.provider.wsconnected).length})`
   })
   t.diagnostic(`converged ${((Date.now() - stopped) / 1000).toFixed(1)} s after the edits stopped`)
 
