@@ -57,20 +57,7 @@ impl Handler {
         frame: &str,
         except: Option<&str>,
     ) -> HandlerResult<usize> {
-        let targets: Vec<&Membership> = members
-            .iter()
-            .filter(|m| Some(m.connection_id.as_str()) != except)
-            .collect();
-        let (delivered, failed) = self.post_to_each(&targets, frame).await?;
-        for (member, error) in failed {
-            tracing::warn!(
-                connection_id = %member.connection_id,
-                scope = %member.scope,
-                %error,
-                "broadcast post failed"
-            );
-        }
-        Ok(delivered)
+        self.post_with_retries(members, frame, except, &[]).await
     }
 
     /// Like `broadcast`, for document updates: a peer that misses one would not get it until it
@@ -82,12 +69,25 @@ impl Handler {
         frame: &str,
         except: Option<&str>,
     ) -> HandlerResult<usize> {
+        self.post_with_retries(members, frame, except, &POST_RETRY_DELAYS_MS)
+            .await
+    }
+
+    /// Posts to every member but `except`, then re-posts to those whose post failed (not 410)
+    /// after each of `retry_delays_ms`. Returns how many posts were delivered.
+    async fn post_with_retries(
+        &self,
+        members: &[Membership],
+        frame: &str,
+        except: Option<&str>,
+        retry_delays_ms: &[u64],
+    ) -> HandlerResult<usize> {
         let mut targets: Vec<&Membership> = members
             .iter()
             .filter(|m| Some(m.connection_id.as_str()) != except)
             .collect();
         let mut delivered = 0;
-        let mut delays = POST_RETRY_DELAYS_MS.iter();
+        let mut delays = retry_delays_ms.iter();
         loop {
             let (ok, failed) = self.post_to_each(&targets, frame).await?;
             delivered += ok;
@@ -96,20 +96,17 @@ impl Handler {
             }
             let Some(&delay_ms) = delays.next() else {
                 for (member, error) in failed {
-                    tracing::error!(
+                    tracing::warn!(
                         connection_id = %member.connection_id,
                         scope = %member.scope,
                         %error,
-                        "update not delivered after retries: the connection gets it when it next syncs"
+                        attempts = retry_delays_ms.len() + 1,
+                        "post not delivered"
                     );
                 }
                 return Ok(delivered);
             };
-            tracing::warn!(
-                failed = failed.len(),
-                delay_ms,
-                "update posts failed: retrying"
-            );
+            tracing::debug!(failed = failed.len(), delay_ms, "posts failed: retrying");
             tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
             targets = failed.into_iter().map(|(member, _)| member).collect();
         }

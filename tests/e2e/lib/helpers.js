@@ -85,6 +85,37 @@ export const waitFor = async (condition, timeoutMs = 10000, what) => {
 }
 
 /**
+ * Like `waitFor`, for work that drains at the speed of a slow backend (a single-threaded AWS
+ * emulator): waits as long as `progress()` keeps rising, and fails when it has not risen for
+ * `stallMs` or when `capMs` passes. A lost message shows as a stall; a slow emulator does not.
+ *
+ * @param {() => boolean} condition
+ * @param {() => number} progress a count that rises while the work advances
+ * @param {{ stallMs: number, capMs: number }} limits
+ * @param {string | (() => string)} what
+ */
+export const waitWhileProgressing = async (condition, progress, { stallMs, capMs }, what) => {
+  const started = Date.now()
+  let best = progress()
+  let advancedAt = started
+  for (;;) {
+    if (await condition()) return
+    const now = Date.now()
+    const current = progress()
+    if (current > best) {
+      best = current
+      advancedAt = now
+    }
+    if (now - advancedAt > stallMs || now - started > capMs) {
+      const why = now - started > capMs ? `${capMs} ms passed` : `no progress for ${stallMs} ms`
+      const desc = typeof what === 'function' ? what() : what
+      throw new Error(`gave up (${why}) waiting for: ${desc}`)
+    }
+    await delay(100)
+  }
+}
+
+/**
  * A bounded wait for something that must NOT happen: polls `condition` for `ms` and throws if it
  * ever becomes truthy.
  *
