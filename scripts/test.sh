@@ -44,21 +44,18 @@ bin="$PWD/target/debug/ylambda"
 step "end-to-end: real y-websocket / signaling clients against ylambda dev (embedded backend)"
 (cd tests/e2e && YLAMBDA_BIN="$bin" npm test)
 
-# The load test runs at half rate here (10 rooms x 5 clients, ~250 inserts/s): single-threaded
-# moto is the bottleneck, and at ~500/s transient store errors left some updates unrelayed
-# (see the README's known limits). The embedded pass above runs it at full rate.
+# The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
+# Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to
+# drain; the load test waits while it drains and fails only if delivery stalls.
 step "end-to-end again on DynamoDB + Redis + S3 (moto, redis-server)"
-(cd tests/e2e && YLAMBDA_BACKEND=aws LOAD_ROOMS=10 YLAMBDA_BIN="$bin" npm test)
+(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_BIN="$bin" npm test)
 
-# Through the real Lambda binaries: the document, restart, bad-input, Redis-loss and signaling
-# suites. Not yet the awareness-timing and 500-inserts/s load suites: on a 2-core machine with
-# single-threaded moto the invocation queue outgrows their deadlines, and the Runtime API's
-# crash detection can misfire under that load (see the README's known limits).
+# The whole suite once more through the real Lambda binaries (bootstrap processes under the
+# Runtime API that ylambda dev serves), four processes per function as a warm Lambda fleet would
+# have more.
 step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, aws backend)"
-(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_LAMBDAS_DIR="$PWD/../../target/debug" YLAMBDA_BIN="$bin" \
-  node --test --test-concurrency=1 --test-timeout=180000 \
-  test/sync.test.js test/restart.test.js test/bad-input.test.js test/redis-loss.test.js \
-  test/signaling.test.js test/management.test.js)
+(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_LAMBDAS_DIR="$PWD/../../target/debug" \
+  YLAMBDA_LAMBDA_CONCURRENCY=4 YLAMBDA_BIN="$bin" npm test)
 
 step "y-webrtc in headless Chromium (embedded and aws backends, in a network namespace)"
 bash scripts/browser-tests.sh
