@@ -1,9 +1,9 @@
-//! Posting to connections: ordered replies to one connection, concurrent broadcasts to many, and
-//! cleanup of connections API Gateway reports gone (410).
+//! Posting to connections: ordered replies to one connection and concurrent broadcasts to many.
+//! Connections API Gateway reports gone (410) are handed to `departure`.
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{Handler, HandlerResult};
-use crate::ports::{Fanout, FanoutError, Membership, Scope};
+use crate::ports::{Fanout, FanoutError, Membership};
 
 /// Pauses before re-posting an update to the connections whose post failed (not 410).
 const POST_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
@@ -36,7 +36,7 @@ impl Handler {
             match self.ports.fanout.post(endpoint, connection_id, frame).await {
                 Ok(()) => {}
                 Err(FanoutError::Gone(_)) => {
-                    self.forget_gone(connection_id).await?;
+                    self.depart_gone(vec![connection_id.to_string()]).await?;
                     return Ok(());
                 }
                 Err(e) => {
@@ -87,11 +87,15 @@ impl Handler {
             .filter(|m| Some(m.connection_id.as_str()) != except)
             .collect();
         let mut delivered = 0;
+        let mut gone = Vec::new();
         let mut delays = retry_delays_ms.iter();
         loop {
-            let (ok, failed) = self.post_to_each(&targets, frame).await?;
-            delivered += ok;
+            let round = self.post_to_each(&targets, frame).await;
+            delivered += round.delivered;
+            gone.extend(round.gone);
+            let failed = round.failed;
             if failed.is_empty() {
+                self.depart_gone(gone).await?;
                 return Ok(delivered);
             }
             let Some(&delay_ms) = delays.next() else {
@@ -104,6 +108,7 @@ impl Handler {
                         "post not delivered"
                     );
                 }
+                self.depart_gone(gone).await?;
                 return Ok(delivered);
             };
             tracing::debug!(failed = failed.len(), delay_ms, "posts failed: retrying");
@@ -112,13 +117,13 @@ impl Handler {
         }
     }
 
-    /// Posts to every target with bounded concurrency. Connections that answered 410 are cleaned
-    /// up; returns how many posts were delivered and which failed otherwise.
-    async fn post_to_each<'a>(
+    /// Posts to every target with bounded concurrency. Returns how many posts were delivered,
+    /// which failed, and the connections that answered 410 (the caller has them depart).
+    pub(super) async fn post_to_each<'a>(
         &self,
         targets: &[&'a Membership],
         frame: &str,
-    ) -> HandlerResult<(usize, Vec<(&'a Membership, FanoutError)>)> {
+    ) -> PostResults<'a> {
         let fanout: &dyn Fanout = self.ports.fanout.as_ref();
         let mut pending = targets.iter().copied().enumerate();
         // A named async fn instead of a closure-built stream: the latter trips rustc's
@@ -137,38 +142,24 @@ impl Handler {
                 None => break,
             }
         }
-        let mut delivered = 0;
-        let mut failed = Vec::new();
+        let mut outcome = PostResults::default();
         for (index, result) in results {
             let member = targets[index];
             match result {
-                Ok(()) => delivered += 1,
-                Err(FanoutError::Gone(_)) => self.forget_gone(&member.connection_id).await?,
-                Err(e) => failed.push((member, e)),
+                Ok(()) => outcome.delivered += 1,
+                Err(FanoutError::Gone(_)) => outcome.gone.push(member.connection_id.clone()),
+                Err(e) => outcome.failed.push((member, e)),
             }
         }
-        Ok((delivered, failed))
+        outcome
     }
+}
 
-    /// A post answered 410: the connection is gone and its `$disconnect` may never run. Delete
-    /// its records and awareness now. Peers are not told of its awareness clients here (that
-    /// could cascade into more gone posts); their own 30 s awareness timeout removes them.
-    async fn forget_gone(&self, connection_id: &str) -> HandlerResult<()> {
-        tracing::info!(connection_id, "connection gone (410): removing its records");
-        self.rooms.forget(connection_id);
-        for membership in self
-            .ports
-            .connections
-            .remove_connection(connection_id)
-            .await?
-        {
-            if let Scope::Room(room) = &membership.scope {
-                self.ports
-                    .docs
-                    .remove_awareness(room, connection_id)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
+/// What one round of posts came to.
+#[derive(Default)]
+pub(super) struct PostResults<'a> {
+    pub delivered: usize,
+    pub failed: Vec<(&'a Membership, FanoutError)>,
+    /// Connections that answered 410 Gone.
+    pub gone: Vec<String>,
 }

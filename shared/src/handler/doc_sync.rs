@@ -277,35 +277,4 @@ impl Handler {
             .map(|entry| transport::encode_frame(&ywebsocket::encode_awareness(&entry.update)))
             .collect())
     }
-
-    /// A connection left a room: broadcast the removal of its awareness clients, and compact the
-    /// room if it was the last one.
-    pub(super) async fn leave_room(&self, room: &str, connection_id: &str) -> HandlerResult<()> {
-        let members = self
-            .ports
-            .connections
-            .members(&Scope::Room(room.to_string()))
-            .await?;
-        if let Some(entry) = self
-            .ports
-            .docs
-            .remove_awareness(room, connection_id)
-            .await?
-        {
-            if !entry.clients.is_empty() {
-                let message = ywebsocket::encode_awareness_removal(&entry.clients);
-                self.ports.docs.publish(room, &message).await?;
-                self.broadcast(
-                    &members,
-                    &transport::encode_frame(&message),
-                    Some(connection_id),
-                )
-                .await?;
-            }
-        }
-        if members.iter().all(|m| m.connection_id == connection_id) {
-            self.compact(room).await?;
-        }
-        Ok(())
-    }
 }

@@ -2,6 +2,7 @@
 //! shared by the Lambdas and the local gateway.
 mod compaction;
 mod delivery;
+mod departure;
 mod doc_sync;
 mod retry;
 mod room_cache;
@@ -122,18 +123,7 @@ impl Handler {
     /// membership with one index query, tells each room the connection's awareness clients left,
     /// and compacts a room its last connection left.
     pub async fn on_disconnect(&self, connection_id: &str) -> HandlerResult<()> {
-        self.rooms.forget(connection_id);
-        let removed = self
-            .ports
-            .connections
-            .remove_connection(connection_id)
-            .await?;
-        for membership in removed {
-            if let Scope::Room(room) = &membership.scope {
-                self.leave_room(room, connection_id).await?;
-            }
-        }
-        Ok(())
+        self.depart(vec![connection_id.to_string()]).await
     }
 
     fn membership(

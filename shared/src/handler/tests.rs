@@ -734,6 +734,82 @@ async fn gone_connections_are_cleaned_up_during_broadcast() {
 }
 
 #[tokio::test]
+async fn a_gone_connections_awareness_is_removed_for_the_room_and_more_gone_ones_are_found() {
+    let h = harness();
+    for id in ["a", "b", "ghost1", "ghost2"] {
+        h.join(id, "r").await;
+    }
+    h.send("ghost1", &awareness_message(71, 1, r#"{"u":1}"#))
+        .await
+        .unwrap();
+    h.send("ghost2", &awareness_message(72, 1, r#"{"u":2}"#))
+        .await
+        .unwrap();
+    for id in ["a", "b", "ghost1", "ghost2"] {
+        h.take(id);
+    }
+    h.fanout
+        .gone
+        .lock()
+        .unwrap()
+        .extend(["ghost1".to_string(), "ghost2".to_string()]);
+    // An update from a finds both ghosts gone; announcing ghost1's departure meets ghost2 (or
+    // the other way round): each is removed once and both removals reach b.
+    h.send(
+        "a",
+        &ywebsocket::encode_update(&Client::new(1).insert(0, "x")),
+    )
+    .await
+    .unwrap();
+    let removed_at_b: Vec<u64> = h
+        .take("b")
+        .into_iter()
+        .filter_map(|m| match m {
+            Incoming::Awareness { update, .. } => Some(ywebsocket::awareness_states(&update)),
+            _ => None,
+        })
+        .flatten()
+        .filter(|state| state.is_removal())
+        .map(|state| state.client)
+        .collect();
+    let mut removed_at_b = removed_at_b;
+    removed_at_b.sort();
+    assert_eq!(removed_at_b, vec![71, 72]);
+    assert!(h.docs.awareness("r").await.unwrap().is_empty());
+    let members = h
+        .handler
+        .ports
+        .connections
+        .members(&Scope::Room("r".into()))
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = members.iter().map(|m| m.connection_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_room_whose_last_connection_is_found_gone_is_compacted() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("ghost", "r").await;
+    let alice = Client::new(1);
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "kept")))
+        .await
+        .unwrap();
+    // a leaves; its $disconnect posts nothing to the ghost (no awareness), so the ghost is found
+    // gone by the server's sync step 1 reply it is sent next.
+    h.handler.on_disconnect("a").await.unwrap();
+    h.fanout.gone.lock().unwrap().insert("ghost".into());
+    h.send("ghost", &Client::new(2).sync_step1()).await.unwrap();
+    let snapshot = h.snapshots.get("r").await.unwrap().expect("compacted");
+    let check = Client::new(9);
+    check.apply(&snapshot.snapshot.update);
+    assert_eq!(check.text(), "kept");
+    assert!(h.docs.read_log("r").await.unwrap().updates.is_empty());
+}
+
+#[tokio::test]
 async fn large_state_is_sent_in_pieces_that_fit_the_limit() {
     let limit = 4096;
     let h = harness_with(Config {
