@@ -52,10 +52,11 @@ step "end-to-end again on DynamoDB + Redis + S3 (moto, redis-server)"
 
 # The whole suite once more through the real Lambda binaries (bootstrap processes under the
 # Runtime API that ylambda dev serves), four processes per function as a warm Lambda fleet would
-# have more.
+# have more. The servers' logs go to this output (E2E_VERBOSE): a failure here involves several
+# processes, and their logs are what explains it.
 step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, aws backend)"
 (cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_LAMBDAS_DIR="$PWD/../../target/debug" \
-  YLAMBDA_LAMBDA_CONCURRENCY=4 YLAMBDA_BIN="$bin" npm test)
+  YLAMBDA_LAMBDA_CONCURRENCY=4 E2E_VERBOSE=1 YLAMBDA_BIN="$bin" npm test)
 
 step "y-webrtc in headless Chromium (embedded and aws backends, in a network namespace)"
 bash scripts/browser-tests.sh

@@ -259,6 +259,20 @@ async fn each_event_reaches_exactly_one_process_and_its_answer_the_right_invocat
     let function = Function::start(echo_spec(record.path(), 3, SOON))
         .await
         .expect("start");
+    assert!(
+        function
+            .runtime_api()
+            .wait_for_pollers(3, Duration::from_secs(20))
+            .await,
+        "three processes polling"
+    );
+    assert!(
+        !function
+            .runtime_api()
+            .wait_for_pollers(4, Duration::from_millis(200))
+            .await,
+        "a fourth poller that does not exist"
+    );
     wait_pollers(&function, 3).await;
 
     // Three events that each hold their process until all three reached the barrier: only three

@@ -118,6 +118,9 @@ fn is_executable(_path: &Path) -> bool {
     true
 }
 
+/// How long start-up waits for every process to poll for its first event.
+const READY_WAIT: Duration = Duration::from_secs(30);
+
 /// The three functions, running. As an [`Invoker`] it routes each event to its function.
 pub struct Lambdas {
     connect: Function,
@@ -142,11 +145,38 @@ impl Lambdas {
         let connect = Function::start(spec(CONNECT, &config.connect)).await?;
         let disconnect = Function::start(spec(DISCONNECT, &config.disconnect)).await?;
         let message = Function::start(spec(MESSAGE, &config.message)).await?;
-        Ok(Lambdas {
+        let lambdas = Lambdas {
             connect,
             disconnect,
             message,
-        })
+        };
+        lambdas.wait_until_ready(config.concurrency).await;
+        Ok(lambdas)
+    }
+
+    /// Waits (a bounded time) until every process polls for events, so the gateway opens with
+    /// warm functions and its first clients do not race a machine busy starting processes. A
+    /// process still starting after that is only slow: events wait for it, as for a cold start.
+    async fn wait_until_ready(&self, concurrency: usize) {
+        let started = std::time::Instant::now();
+        for function in self.functions() {
+            if !function
+                .runtime_api()
+                .wait_for_pollers(concurrency, READY_WAIT)
+                .await
+            {
+                tracing::warn!(
+                    function = function.name(),
+                    polling = function.runtime_api().pollers(),
+                    expected = concurrency,
+                    "Lambda processes not all ready after {READY_WAIT:?}; opening anyway"
+                );
+            }
+        }
+        tracing::info!(
+            ready_ms = started.elapsed().as_millis() as u64,
+            "Lambda processes ready"
+        );
     }
 
     /// The function API Gateway would integrate with `route_key`: custom routes go to

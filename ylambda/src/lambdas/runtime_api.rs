@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -93,8 +93,8 @@ struct ApiState {
     /// One permit per queued event; see [`next`] for why it is cancel-safe.
     queued: Notify,
     in_flight: Mutex<HashMap<String, InFlight>>,
-    /// `/next` requests currently waiting (processes ready for an event).
-    pollers: AtomicUsize,
+    /// `/next` requests currently waiting (processes ready for an event), watchable.
+    pollers: watch::Sender<usize>,
     next_connection: AtomicU64,
     /// When a process of this function last exited (set by the supervisor).
     last_exit: watch::Sender<Option<Instant>>,
@@ -201,7 +201,7 @@ impl RuntimeApi {
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
-            pollers: AtomicUsize::new(0),
+            pollers: watch::channel(0).0,
             next_connection: AtomicU64::new(1),
             last_exit: watch::channel(None).0,
             stopped: AtomicBool::new(false),
@@ -258,7 +258,16 @@ impl RuntimeApi {
 
     /// How many `/next` requests are waiting right now (processes ready for an event).
     pub fn pollers(&self) -> usize {
-        self.state.pollers.load(Ordering::SeqCst)
+        *self.state.pollers.borrow()
+    }
+
+    /// Waits until `n` processes are polling for events (started and initialized), or `within`
+    /// passes; says whether they were.
+    pub async fn wait_for_pollers(&self, n: usize, within: Duration) -> bool {
+        let mut pollers = self.state.pollers.subscribe();
+        tokio::time::timeout(within, pollers.wait_for(|count| *count >= n))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// Events handed to a process and not answered yet.
@@ -452,18 +461,18 @@ impl AsyncWrite for TrackedStream {
 
 /// Counts a waiting `/next` for as long as it waits (the request future is dropped when its
 /// client disconnects, so the count follows live processes).
-struct Polling<'a>(&'a AtomicUsize);
+struct Polling<'a>(&'a watch::Sender<usize>);
 
 impl<'a> Polling<'a> {
-    fn start(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
+    fn start(count: &'a watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
         Polling(count)
     }
 }
 
 impl Drop for Polling<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
