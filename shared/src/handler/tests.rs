@@ -159,6 +159,20 @@ impl Harness {
             .await
     }
 
+    /// The ids of a room's members, sorted.
+    async fn member_ids(&self, room: &str) -> Vec<String> {
+        let members = self
+            .handler
+            .ports
+            .connections
+            .members(&Scope::Room(room.into()))
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = members.into_iter().map(|m| m.connection_id).collect();
+        ids.sort();
+        ids
+    }
+
     /// Every message posted to `id` since the last call, decoded.
     fn take(&self, id: &str) -> Vec<Incoming> {
         let mut posts = self.fanout.posts.lock().unwrap();
@@ -722,15 +736,7 @@ async fn gone_connections_are_cleaned_up_during_broadcast() {
     )
     .await
     .unwrap();
-    let members = h
-        .handler
-        .ports
-        .connections
-        .members(&Scope::Room("r".into()))
-        .await
-        .unwrap();
-    assert_eq!(members.len(), 1);
-    assert_eq!(members[0].connection_id, "a");
+    assert_eq!(h.member_ids("r").await, vec!["a"]);
 }
 
 #[tokio::test]
@@ -776,16 +782,7 @@ async fn a_gone_connections_awareness_is_removed_for_the_room_and_more_gone_ones
     removed_at_b.sort();
     assert_eq!(removed_at_b, vec![71, 72]);
     assert!(h.docs.awareness("r").await.unwrap().is_empty());
-    let members = h
-        .handler
-        .ports
-        .connections
-        .members(&Scope::Room("r".into()))
-        .await
-        .unwrap();
-    let mut ids: Vec<_> = members.iter().map(|m| m.connection_id.as_str()).collect();
-    ids.sort();
-    assert_eq!(ids, vec!["a", "b"]);
+    assert_eq!(h.member_ids("r").await, vec!["a", "b"]);
 }
 
 #[tokio::test]
