@@ -200,19 +200,30 @@ fn to_item(m: &Membership) -> Item {
         ("data".to_string(), s(format!("{:020}", m.joined_at_ms))),
         ("endpoint".to_string(), s(m.endpoint.clone())),
         ("readonly".to_string(), AttributeValue::Bool(m.readonly)),
-        (
-            TTL_ATTRIBUTE.to_string(),
-            AttributeValue::N(m.expires_at.to_string()),
-        ),
+        (TTL_ATTRIBUTE.to_string(), number(m.expires_at)),
     ])
 }
 
-fn from_item(item: &Item) -> Result<Membership, String> {
-    let text = |name: &str| match item.get(name) {
+/// A string attribute of an item.
+fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
+    match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.as_str()),
         Some(other) => Err(format!("attribute {name} is not a string: {other:?}")),
         None => Err(format!("attribute {name} is missing")),
-    };
+    }
+}
+
+/// A non-negative integer attribute of an item.
+fn unsigned(item: &Item, name: &str) -> Result<u64, String> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| format!("{name} {n:?}: {e}")),
+        Some(other) => Err(format!("attribute {name} is not a number: {other:?}")),
+        None => Err(format!("attribute {name} is missing")),
+    }
+}
+
+fn from_item(item: &Item) -> Result<Membership, String> {
+    let text = |name: &str| text(item, name);
     let pk = text("pk")?;
     let scope = Scope::from_key(pk).ok_or_else(|| format!("pk {pk:?} is not a scope key"))?;
     let sk = text("sk")?;
@@ -228,11 +239,7 @@ fn from_item(item: &Item) -> Result<Membership, String> {
         None => false,
         Some(other) => return Err(format!("attribute readonly is not a BOOL: {other:?}")),
     };
-    let expires_at = match item.get(TTL_ATTRIBUTE) {
-        Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| format!("ttl {n:?}: {e}"))?,
-        Some(other) => return Err(format!("attribute ttl is not a number: {other:?}")),
-        None => return Err("attribute ttl is missing".into()),
-    };
+    let expires_at = unsigned(item, TTL_ATTRIBUTE)?;
     Ok(Membership {
         scope,
         connection_id: connection_id.to_string(),
@@ -415,23 +422,13 @@ fn number(value: u64) -> AttributeValue {
 }
 
 fn room_meta_from_item(item: &Item) -> Result<RoomMeta, String> {
-    let count = |name: &str| match item.get(name) {
-        Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| format!("{name} {n:?}: {e}")),
-        Some(other) => Err(format!("attribute {name} is not a number: {other:?}")),
-        None => Err(format!("attribute {name} is missing")),
-    };
-    let snapshot_version = match item.get("snapshot_version") {
-        Some(AttributeValue::S(v)) => v.clone(),
-        Some(other) => return Err(format!("snapshot_version is not a string: {other:?}")),
-        None => return Err("attribute snapshot_version is missing".into()),
-    };
     Ok(RoomMeta {
-        created_ms: count("created_ms")?,
-        last_active_ms: count("last_active_ms")?,
-        updates: count("updates")?,
-        snapshots: count("snapshots")?,
-        snapshot_version,
-        snapshot_bytes: count("snapshot_bytes")?,
+        created_ms: unsigned(item, "created_ms")?,
+        last_active_ms: unsigned(item, "last_active_ms")?,
+        updates: unsigned(item, "updates")?,
+        snapshots: unsigned(item, "snapshots")?,
+        snapshot_version: text(item, "snapshot_version")?.to_string(),
+        snapshot_bytes: unsigned(item, "snapshot_bytes")?,
     })
 }
 
