@@ -89,32 +89,34 @@ impl Handler {
         let mut delivered = 0;
         let mut gone = Vec::new();
         let mut delays = retry_delays_ms.iter();
-        loop {
+        let undelivered = loop {
             let round = self.post_to_each(&targets, frame).await;
             delivered += round.delivered;
             gone.extend(round.gone);
-            let failed = round.failed;
-            if failed.is_empty() {
-                self.depart_gone(gone).await?;
-                return Ok(delivered);
-            }
-            let Some(&delay_ms) = delays.next() else {
-                for (member, error) in failed {
-                    tracing::warn!(
-                        connection_id = %member.connection_id,
-                        scope = %member.scope,
-                        %error,
-                        attempts = retry_delays_ms.len() + 1,
-                        "post not delivered"
+            match delays.next() {
+                Some(&delay_ms) if !round.failed.is_empty() => {
+                    tracing::debug!(
+                        failed = round.failed.len(),
+                        delay_ms,
+                        "posts failed: retrying"
                     );
+                    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                    targets = round.failed.into_iter().map(|(member, _)| member).collect();
                 }
-                self.depart_gone(gone).await?;
-                return Ok(delivered);
-            };
-            tracing::debug!(failed = failed.len(), delay_ms, "posts failed: retrying");
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
-            targets = failed.into_iter().map(|(member, _)| member).collect();
+                _ => break round.failed,
+            }
+        };
+        for (member, error) in undelivered {
+            tracing::warn!(
+                connection_id = %member.connection_id,
+                scope = %member.scope,
+                %error,
+                attempts = retry_delays_ms.len() + 1,
+                "post not delivered"
+            );
         }
+        self.depart_gone(gone).await?;
+        Ok(delivered)
     }
 
     /// Posts to every target with bounded concurrency. Returns how many posts were delivered,

@@ -57,6 +57,14 @@ impl Handler {
             .connections
             .members(&Scope::Room(room.to_string()))
             .await?;
+        // Everyone else in the room. The leaving connections are already deleted, so the store
+        // should not list them; the filter keeps a late listing from being posted to.
+        let others: Vec<&Membership> = members
+            .iter()
+            .filter(|m| {
+                m.connection_id != connection_id && !already_left.contains(&m.connection_id)
+            })
+            .collect();
         let mut gone = Vec::new();
         if let Some(entry) = self
             .ports
@@ -67,14 +75,8 @@ impl Handler {
             if !entry.clients.is_empty() {
                 let message = ywebsocket::encode_awareness_removal(&entry.clients);
                 self.ports.docs.publish(room, &message).await?;
-                let targets: Vec<&Membership> = members
-                    .iter()
-                    .filter(|m| {
-                        m.connection_id != connection_id && !already_left.contains(&m.connection_id)
-                    })
-                    .collect();
                 let posted = self
-                    .post_to_each(&targets, &transport::encode_frame(&message))
+                    .post_to_each(&others, &transport::encode_frame(&message))
                     .await;
                 for (member, error) in posted.failed {
                     tracing::warn!(
@@ -87,11 +89,7 @@ impl Handler {
                 gone = posted.gone;
             }
         }
-        let remaining = members
-            .iter()
-            .filter(|m| m.connection_id != connection_id && !gone.contains(&m.connection_id))
-            .count();
-        if remaining == 0 {
+        if others.iter().all(|m| gone.contains(&m.connection_id)) {
             self.compact(room).await?;
         }
         Ok(gone)
