@@ -154,27 +154,33 @@ impl Lambdas {
         Ok(lambdas)
     }
 
-    /// Waits (a bounded time) until every process polls for events, so the gateway opens with
-    /// warm functions and its first clients do not race a machine busy starting processes. A
-    /// process still starting after that is only slow: events wait for it, as for a cold start.
+    /// Waits (at most `READY_WAIT` in all) until every process polls for events, so the gateway
+    /// opens with warm functions and its first clients do not race a machine busy starting
+    /// processes. A process still starting after that is only slow: events wait for it, as for a
+    /// cold start.
     async fn wait_until_ready(&self, concurrency: usize) {
         let started = std::time::Instant::now();
-        for function in self.functions() {
-            if !function
-                .runtime_api()
-                .wait_for_pollers(concurrency, READY_WAIT)
-                .await
-            {
-                tracing::warn!(
-                    function = function.name(),
-                    polling = function.runtime_api().pollers(),
-                    expected = concurrency,
-                    "Lambda processes not all ready after {READY_WAIT:?}; opening anyway"
-                );
-            }
+        let ready = futures::future::join_all(self.functions().map(|function| async move {
+            (
+                function,
+                function
+                    .runtime_api()
+                    .wait_for_pollers(concurrency, READY_WAIT)
+                    .await,
+            )
+        }))
+        .await;
+        for (function, _) in ready.iter().filter(|(_, ready)| !ready) {
+            tracing::warn!(
+                function = function.name(),
+                polling = function.runtime_api().pollers(),
+                expected = concurrency,
+                "Lambda processes not all ready after {READY_WAIT:?}; opening anyway"
+            );
         }
         tracing::info!(
             ready_ms = started.elapsed().as_millis() as u64,
+            all_ready = ready.iter().all(|(_, ready)| *ready),
             "Lambda processes ready"
         );
     }
