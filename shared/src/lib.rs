@@ -2,6 +2,7 @@
 //! and the local gateway, the storage ports, and their embedded adapters.
 pub mod adapters;
 pub mod backends;
+pub mod codec;
 pub mod config;
 pub mod doc;
 pub mod handler;

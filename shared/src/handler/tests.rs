@@ -9,6 +9,7 @@ use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 use super::*;
 use crate::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
+use crate::codec::{write_var_buf, write_var_uint};
 use crate::ports::{DocStore, FanoutError, RoomMeta, SnapshotStore};
 use crate::protocol::transport::{decode_frame, encode_frame};
 use crate::protocol::ywebsocket::{self, decode_messages, Incoming};
@@ -240,17 +241,9 @@ impl Client {
 fn awareness_message(client: u64, clock: u32, state: &str) -> Vec<u8> {
     let mut update = Vec::new();
     update.push(1); // one client
-    let push_var = |mut v: u64, out: &mut Vec<u8>| {
-        while v >= 0x80 {
-            out.push((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    };
-    push_var(client, &mut update);
-    push_var(u64::from(clock), &mut update);
-    push_var(state.len() as u64, &mut update);
-    update.extend_from_slice(state.as_bytes());
+    write_var_uint(&mut update, client);
+    write_var_uint(&mut update, u64::from(clock));
+    write_var_buf(&mut update, state.as_bytes());
     ywebsocket::encode_awareness(&update)
 }
 

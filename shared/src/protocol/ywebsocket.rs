@@ -1,8 +1,9 @@
 //! The y-websocket protocol (y-protocols' sync, awareness, auth and query-awareness messages).
 //!
-//! yrs decodes each message. The outer framing is walked here first, because yrs's `MessageReader`
-//! treats a truncated trailing message as the end of the frame and would silently drop it; we want
-//! to refuse such a frame as a whole, so that no part of a bad frame is ever applied.
+//! yrs decodes each message. The outer framing is walked here first (with the crate's lib0
+//! reader, [`crate::codec`]), because yrs's `MessageReader` treats a truncated trailing message as
+//! the end of the frame and would silently drop it; we want to refuse such a frame as a whole, so
+//! that no part of a bad frame is ever applied.
 use yrs::sync::awareness::AwarenessUpdate;
 use yrs::sync::protocol::{MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC};
 use yrs::sync::{Message, SyncMessage};
@@ -10,6 +11,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::StateVector;
 
+use crate::codec::{write_var_buf, write_var_uint, CodecError, Reader};
 use crate::doc::guard;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,38 +48,44 @@ pub fn decode_messages(frame: &[u8]) -> Result<Vec<Incoming>, ProtocolError> {
         return Err(ProtocolError::Empty);
     }
     let mut out = Vec::new();
-    let mut cursor = Cursor { buf: frame, pos: 0 };
-    while cursor.pos < frame.len() {
+    let mut reader = Reader::new(frame);
+    while !reader.is_at_end() {
         let index = out.len();
-        let start = cursor.pos;
-        let truncated = || ProtocolError::Truncated {
-            index,
-            offset: start,
+        let start = reader.pos();
+        let framing = |error: CodecError| match error {
+            CodecError::Truncated { .. } => ProtocolError::Truncated {
+                index,
+                offset: start,
+            },
+            CodecError::Invalid { .. } => ProtocolError::Malformed {
+                index,
+                reason: error.to_string(),
+            },
         };
-        let tag = cursor.var_uint().ok_or_else(truncated)?;
+        let tag = reader.read_var_u64("message type").map_err(framing)?;
         match tag {
             t if t == u64::from(MSG_SYNC) => {
-                cursor.var_uint().ok_or_else(truncated)?;
-                cursor.skip_buf().ok_or_else(truncated)?;
+                reader.read_var_u64("sync message type").map_err(framing)?;
+                reader.read_var_buf("sync payload").map_err(framing)?;
             }
             t if t == u64::from(MSG_AWARENESS) => {
-                cursor.skip_buf().ok_or_else(truncated)?;
+                reader.read_var_buf("awareness update").map_err(framing)?;
             }
             t if t == u64::from(MSG_AUTH) => {
-                let permission = cursor.var_uint().ok_or_else(truncated)?;
+                let permission = reader.read_var_u64("auth permission").map_err(framing)?;
                 if permission == 0 {
-                    cursor.skip_buf().ok_or_else(truncated)?;
+                    reader.read_var_buf("auth reason").map_err(framing)?;
                 }
             }
             t if t == u64::from(MSG_QUERY_AWARENESS) => {}
             t => {
                 // Unknown types follow the convention of a length-prefixed payload.
-                cursor.skip_buf().ok_or_else(truncated)?;
+                reader.read_var_buf("message payload").map_err(framing)?;
                 out.push(Incoming::Unknown(u8::try_from(t).unwrap_or(u8::MAX)));
                 continue;
             }
         }
-        out.push(decode_one(index, &frame[start..cursor.pos])?);
+        out.push(decode_one(index, reader.since(start))?);
     }
     Ok(out)
 }
@@ -99,41 +107,6 @@ fn decode_one(index: usize, bytes: &[u8]) -> Result<Incoming, ProtocolError> {
         Message::Auth(reason) => Incoming::Auth(reason),
         Message::Custom(tag, _) => Incoming::Unknown(tag),
     })
-}
-
-/// A minimal lib0 reader used only to find message boundaries.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn var_uint(&mut self) -> Option<u64> {
-        let mut value: u64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let byte = *self.buf.get(self.pos)?;
-            self.pos += 1;
-            if shift >= 64 {
-                return None;
-            }
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-            shift += 7;
-        }
-    }
-
-    fn skip_buf(&mut self) -> Option<()> {
-        let len = usize::try_from(self.var_uint()?).ok()?;
-        let end = self.pos.checked_add(len)?;
-        if end > self.buf.len() {
-            return None;
-        }
-        self.pos = end;
-        Some(())
-    }
 }
 
 pub fn encode_sync_step1(state_vector: &[u8]) -> Vec<u8> {
@@ -221,19 +194,6 @@ pub fn encode_awareness_removal(clients: &[(u64, u32)]) -> Vec<u8> {
         })
         .collect();
     encode_awareness(&encode_awareness_update(&states))
-}
-
-fn write_var_uint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn write_var_buf(out: &mut Vec<u8>, bytes: &[u8]) {
-    write_var_uint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]
