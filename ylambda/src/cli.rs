@@ -1,12 +1,13 @@
 //! Command line: `ylambda dev`. The binary's edge, so errors are `anyhow` here.
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use ylambda::{Gateway, LambdasConfig};
+use ylambda::{management_endpoint, Gateway, Lambdas, LambdasConfig};
 use ylambda_shared::config::{Backend, Config};
 
 #[derive(Debug, Parser)]
@@ -100,7 +101,13 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
     let gateway = match lambdas {
-        Some(lambdas) => Gateway::with_lambdas(config, listener, lambdas).await?,
+        Some(lambdas) => {
+            let lambdas = lambdas.posting_to(&management_endpoint(addr), &config.data_dir);
+            let invoker = Lambdas::start(lambdas)
+                .await
+                .context("cannot start the Lambdas")?;
+            Gateway::with_invoker(config, listener, Arc::new(invoker))?
+        }
         None => {
             let stores = ylambda_shared::backends::stores(&config).await?;
             Gateway::with_stores(config, listener, stores)?

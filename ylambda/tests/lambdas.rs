@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use ylambda::lambdas::{Function, FunctionSpec, InvokeError, Program};
-use ylambda::{Gateway, Invoker, Lambdas, LambdasConfig};
+use ylambda::{management_endpoint, Gateway, Invoker, Lambdas, LambdasConfig};
 use ylambda_shared::config::Config;
 
 /// Set in the test Lambda's environment: selects the Lambda mode of this binary.
@@ -512,9 +513,10 @@ async fn the_gateway_runs_routes_through_the_processes_and_delivers_their_posts(
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Gateway::with_lambdas(config, listener, echo_lambdas(record.path(), 1, SOON))
-        .await
-        .expect("gateway");
+    let endpoint = management_endpoint(listener.local_addr().unwrap());
+    let lambdas = echo_lambdas(record.path(), 1, SOON).posting_to(&endpoint, &config.data_dir);
+    let lambdas = Lambdas::start(lambdas).await.expect("lambdas");
+    let gateway = Gateway::with_invoker(config, listener, Arc::new(lambdas)).expect("gateway");
     let server = TestServer::serve(gateway, data_dir);
 
     let room = room("lambdas");

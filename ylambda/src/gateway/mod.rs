@@ -1,18 +1,18 @@
 //! `ylambda dev`'s gateway: a local stand-in for an API Gateway WebSocket API and its Lambdas.
 //! Every route goes through an [`Invoker`], with events shaped like AWS's, and API Gateway's
 //! limits are enforced. The invoker is either [`InProcess`] (the Lambdas' own entry point,
-//! [`ylambda_shared::lambda::handle_websocket_event`], called directly) or
-//! [`crate::lambdas::Lambdas`] (the built Lambda binaries as child processes).
+//! [`ylambda_shared::lambda::handle_websocket_event`], called directly) or any other
+//! [`Invoker`] the caller composes in (`ylambda dev --lambdas` passes the Lambda binaries as
+//! child processes, `crate::lambdas::Lambdas`). The gateway knows nothing of processes.
 mod clock;
 pub mod connections;
 pub mod events;
 mod ids;
-mod invoker;
+mod in_process;
 mod management;
 mod server;
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -27,9 +27,9 @@ use ylambda_shared::handler::Handler;
 use ylambda_shared::ports::StoreError;
 
 use connections::{GatewayFanout, Registry};
-pub use invoker::{InProcess, Invoker};
+pub use in_process::InProcess;
 
-use crate::lambdas::{LambdaError, Lambdas, LambdasConfig};
+use crate::invoker::{Invoker, ShutdownReport};
 
 /// How long shutdown waits for connections to finish their close and `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,20 +40,6 @@ pub enum GatewayError {
     DataDir(#[from] StoreError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot start the Lambdas: {0}")]
-    Lambdas(#[from] LambdaError),
-}
-
-/// What a shutdown did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Connections open when shutdown began (each closed with 1001 and given its `$disconnect`).
-    pub connections_closed: usize,
-    /// Connections still open when the grace period ran out.
-    pub connections_abandoned: usize,
-    /// Rooms compacted successfully / that failed to compact.
-    pub rooms_compacted: usize,
-    pub rooms_failed: usize,
 }
 
 /// State shared by every request and connection task.
@@ -124,30 +110,6 @@ impl Gateway {
         invoker: Arc<dyn Invoker>,
     ) -> Result<Gateway, GatewayError> {
         Gateway::build(config, listener, Arc::new(Registry::new()), invoker)
-    }
-
-    /// Routes run through the Lambda binaries `lambdas` names, started here as child processes
-    /// told to post to this gateway's `@connections` API (`YLAMBDA_MANAGEMENT_ENDPOINT`).
-    /// Shutdown runs every open connection's `$disconnect` through them, then stops them.
-    pub async fn with_lambdas(
-        config: Config,
-        listener: TcpListener,
-        mut lambdas: LambdasConfig,
-    ) -> Result<Gateway, GatewayError> {
-        let endpoint = format!("http://{}", reachable(listener.local_addr()?));
-        lambdas.env.extend([
-            (
-                OsString::from("YLAMBDA_MANAGEMENT_ENDPOINT"),
-                endpoint.into(),
-            ),
-            // `--data-dir` reaches the processes too (it only matters to the embedded backend).
-            (
-                OsString::from("YLAMBDA_DATA_DIR"),
-                config.data_dir.clone().into_os_string(),
-            ),
-        ]);
-        let invoker = Arc::new(Lambdas::start(lambdas).await?);
-        Gateway::with_invoker(config, listener, invoker)
     }
 
     fn build(
@@ -221,6 +183,12 @@ impl Gateway {
         served?;
         Ok(report)
     }
+}
+
+/// The URL of the `@connections` API a gateway listening on `listen` serves, as a process on
+/// this machine reaches it (what an invoker's Lambdas post to: `YLAMBDA_MANAGEMENT_ENDPOINT`).
+pub fn management_endpoint(listen: SocketAddr) -> String {
+    format!("http://{}", reachable(listen))
 }
 
 /// The address clients on this machine reach a listener on: a wildcard bind (`0.0.0.0`, `::`)

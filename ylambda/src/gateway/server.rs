@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use ylambda_shared::handler::requested_room;
 
 use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing};
 use super::{events, ids, management, Shared};
@@ -71,11 +72,11 @@ fn message_json(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
 }
 
-/// The room a connection asked for (`room=`, or `doc=` as earlier serverless Yjs ports used).
+/// The room a connection asked for, as the handler reads it ([`requested_room`]); an empty name
+/// is no room here (the handler refuses it).
 fn room_of(event: &ApiGatewayWebsocketProxyRequest) -> Option<String> {
     let q = &event.query_string_parameters;
-    q.first("room")
-        .or_else(|| q.first("doc"))
+    requested_room(|name| q.first(name))
         .filter(|r| !r.is_empty())
         .map(str::to_string)
 }

@@ -20,7 +20,7 @@ use aws_lambda_events::encodings::Body;
 pub use function::{Function, FunctionSpec, Program};
 pub use runtime_api::{InvokeError, RuntimeApi};
 
-use crate::gateway::{Invoker, ShutdownReport};
+use crate::invoker::{Invoker, ShutdownReport};
 
 /// The three functions, by binary name (cargo's `[[bin]]` names, and cargo-lambda's folders).
 pub const CONNECT: &str = "ylambda-connect";
@@ -84,6 +84,23 @@ impl LambdasConfig {
             timeout: DEFAULT_TIMEOUT,
             env: Vec::new(),
         })
+    }
+
+    /// Tells every process where to post (the gateway's `@connections` API, see
+    /// `gateway::management_endpoint`) and which data directory `--data-dir` chose (it only
+    /// matters to the embedded backend).
+    pub fn posting_to(mut self, management_endpoint: &str, data_dir: &Path) -> LambdasConfig {
+        self.env.extend([
+            (
+                OsString::from("YLAMBDA_MANAGEMENT_ENDPOINT"),
+                OsString::from(management_endpoint),
+            ),
+            (
+                OsString::from("YLAMBDA_DATA_DIR"),
+                data_dir.as_os_str().to_owned(),
+            ),
+        ]);
+        self
     }
 }
 

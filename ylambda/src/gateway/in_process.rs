@@ -1,6 +1,5 @@
-//! How the gateway runs a route: the [`Invoker`] port, and its in-process adapter (the shared
-//! handler called directly). The other adapter runs the real Lambda binaries:
-//! [`crate::lambdas::Lambdas`].
+//! The in-process [`Invoker`]: the shared handler called directly, what `ylambda dev` does
+//! without `--lambdas`.
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,19 +8,7 @@ use aws_lambda_events::encodings::Body as LambdaBody;
 use ylambda_shared::handler::Handler;
 use ylambda_shared::lambda::handle_websocket_event;
 
-use super::ShutdownReport;
-
-/// Runs API Gateway WebSocket events the way API Gateway invokes its Lambda integrations.
-#[async_trait]
-pub trait Invoker: Send + Sync + 'static {
-    /// Runs one event (any route) and returns the integration's response. Failures are answered
-    /// as API Gateway reports a failed integration (a 5xx response), never as an error.
-    async fn invoke(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
-
-    /// Called once on shutdown, after every connection's `$disconnect` ran (or the grace period
-    /// ended). `rooms`: every room a connection joined since start.
-    async fn shutdown(&self, rooms: Vec<String>, report: &mut ShutdownReport);
-}
+use crate::invoker::{Invoker, ShutdownReport};
 
 /// The handler in this process: what `ylambda dev` does without `--lambdas`.
 pub struct InProcess {
