@@ -49,17 +49,17 @@ pub async fn stores(config: &Config) -> Result<Stores, StartError> {
             snapshots: Arc::new(FsSnapshotStore::new(&config.data_dir)?),
         }),
         Backend::Aws => {
-            let (table, bucket, redis_url) = aws_settings(config)?;
+            let settings = config.aws_settings()?;
             let sdk = aws::sdk_config().await;
             Ok(Stores {
                 connections: Arc::new(DynamoConnectionStore::new(
                     aws::dynamodb_client(&sdk),
-                    table,
+                    settings.table,
                 )),
-                docs: Arc::new(RedisDocStore::connect(redis_url).await?),
+                docs: Arc::new(RedisDocStore::connect(settings.redis_url).await?),
                 snapshots: Arc::new(S3SnapshotStore::new(
                     aws::s3_client(&sdk),
-                    bucket,
+                    settings.bucket,
                     SNAPSHOT_PREFIX,
                 )),
             })
@@ -74,19 +74,4 @@ pub async fn lambda_fanout(config: &Config) -> Arc<dyn Fanout> {
         Backend::Aws => Arc::new(ManagementApiFanout::new(&aws::sdk_config().await)),
         Backend::Embedded => Arc::new(HttpFanout::new()),
     }
-}
-
-fn need<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ConfigError> {
-    value.as_deref().ok_or(ConfigError::Missing {
-        name,
-        why: "YLAMBDA_BACKEND=aws needs it",
-    })
-}
-
-fn aws_settings(config: &Config) -> Result<(&str, &str, &str), ConfigError> {
-    Ok((
-        need(&config.table, "YLAMBDA_TABLE")?,
-        need(&config.bucket, "YLAMBDA_BUCKET")?,
-        need(&config.redis_url, "YLAMBDA_REDIS_URL")?,
-    ))
 }

@@ -91,7 +91,34 @@ impl Default for Config {
     }
 }
 
+/// What the `aws` backend needs, every one of them set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AwsSettings<'a> {
+    pub table: &'a str,
+    pub bucket: &'a str,
+    pub redis_url: &'a str,
+}
+
 impl Config {
+    /// The `aws` backend's settings, or which one is missing: the one place that says what that
+    /// backend requires ([`Config::from_lookup`] checks it up front, the backends read it).
+    pub fn aws_settings(&self) -> Result<AwsSettings<'_>, ConfigError> {
+        fn required<'a>(
+            value: &'a Option<String>,
+            name: &'static str,
+        ) -> Result<&'a str, ConfigError> {
+            value.as_deref().ok_or(ConfigError::Missing {
+                name,
+                why: "YLAMBDA_BACKEND=aws needs it",
+            })
+        }
+        Ok(AwsSettings {
+            table: required(&self.table, "YLAMBDA_TABLE")?,
+            bucket: required(&self.bucket, "YLAMBDA_BUCKET")?,
+            redis_url: required(&self.redis_url, "YLAMBDA_REDIS_URL")?,
+        })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -124,18 +151,7 @@ impl Config {
             };
         }
         if config.backend == Backend::Aws {
-            for (name, value) in [
-                ("YLAMBDA_TABLE", &config.table),
-                ("YLAMBDA_BUCKET", &config.bucket),
-                ("YLAMBDA_REDIS_URL", &config.redis_url),
-            ] {
-                if value.is_none() {
-                    return Err(ConfigError::Missing {
-                        name,
-                        why: "YLAMBDA_BACKEND=aws needs it",
-                    });
-                }
-            }
+            config.aws_settings()?;
         }
         config.management_endpoint =
             lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());

@@ -171,6 +171,27 @@ pub struct AwarenessEntry {
     pub update: Vec<u8>,
 }
 
+impl AwarenessEntry {
+    /// The entry after `newer` from the same connection: the newest update, the highest clock
+    /// per client, and every client id the connection ever spoke for (a connection owns only the
+    /// ids it introduced; their removal is broadcast when it leaves). Every doc store merges
+    /// with this one rule.
+    pub fn merge(self, newer: AwarenessEntry) -> AwarenessEntry {
+        let mut clients = self.clients;
+        for (id, clock) in newer.clients {
+            match clients.iter_mut().find(|(known, _)| *known == id) {
+                Some(entry) => entry.1 = entry.1.max(clock),
+                None => clients.push((id, clock)),
+            }
+        }
+        AwarenessEntry {
+            connection_id: newer.connection_id,
+            clients,
+            update: newer.update,
+        }
+    }
+}
+
 /// Proof of holding a room's compaction lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockToken(pub String);

@@ -115,7 +115,7 @@ impl DocStore for MemoryDocStore {
     async fn put_awareness(&self, room: &str, entry: AwarenessEntry) -> StoreResult<()> {
         self.with_room(room, |r| {
             let merged = match r.awareness.remove(&entry.connection_id) {
-                Some(previous) => merge_awareness(previous, entry),
+                Some(previous) => previous.merge(entry),
                 None => entry,
             };
             r.awareness.insert(merged.connection_id.clone(), merged);
@@ -169,21 +169,5 @@ impl DocStore for MemoryDocStore {
 
     async fn ensure_epoch(&self, room: &str) -> StoreResult<bool> {
         self.with_room(room, |r| Ok(std::mem::replace(&mut r.epoch, true)))
-    }
-}
-
-/// Keeps the newest update and clock per client, and every client id the connection ever spoke for.
-pub(crate) fn merge_awareness(previous: AwarenessEntry, newer: AwarenessEntry) -> AwarenessEntry {
-    let mut clients = previous.clients;
-    for (id, clock) in newer.clients {
-        match clients.iter_mut().find(|(known, _)| *known == id) {
-            Some(entry) => entry.1 = entry.1.max(clock),
-            None => clients.push((id, clock)),
-        }
-    }
-    AwarenessEntry {
-        connection_id: newer.connection_id,
-        clients,
-        update: newer.update,
     }
 }

@@ -1,5 +1,6 @@
-//! Embedded adapters: the local server's default backends, held to the same conformance suites as
-//! the AWS / Redis ones.
+//! The adapters of every port: the embedded ones (memory, files, plain HTTP posts), the local
+//! server's default, and the AWS / Redis ones (`aws`, `redis_docs`), all held to the same
+//! conformance suites (`crate::conformance`).
 pub mod aws;
 mod fs_snapshots;
 mod http_fanout;

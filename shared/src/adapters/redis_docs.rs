@@ -36,7 +36,6 @@ use futures::{Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, Value};
 
-use super::memory_docs::merge_awareness;
 use crate::ports::{
     Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, StoreError, StoreResult,
 };
@@ -283,7 +282,7 @@ impl DocStore for RedisDocStore {
         Ok(())
     }
 
-    /// Read, merge (the same `merge_awareness` as the embedded store) and compare-and-set: the
+    /// Read, merge (the same [`AwarenessEntry::merge`] as the embedded store) and compare-and-set: the
     /// write only lands if the entry is unchanged since it was read, else it is merged again.
     /// API Gateway may run two messages of one connection concurrently, so a plain
     /// read-modify-write could drop a client id that `$disconnect` must later announce as removed.
@@ -300,7 +299,7 @@ impl DocStore for RedisDocStore {
                 .map_err(|e| self.error("put_awareness", room, e))?;
             let merged = match &current {
                 Some(raw) => match decode_awareness(&entry.connection_id, raw) {
-                    Ok(previous) => merge_awareness(previous, entry.clone()),
+                    Ok(previous) => previous.merge(entry.clone()),
                     // The new update replaces the old anyway; only the client ids of an entry
                     // nobody can read are lost, and replacing it heals the room.
                     Err(what) => {

@@ -80,7 +80,7 @@ impl Handler {
         endpoint: &str,
         query: &HashMap<String, String>,
     ) -> HandlerResult<()> {
-        let Some(room) = query.get("room").or_else(|| query.get("doc")) else {
+        let Some(room) = requested_room(|name| query.get(name).map(String::as_str)) else {
             return Ok(());
         };
         validate_room_name(room)?;
@@ -93,7 +93,12 @@ impl Handler {
         );
         self.ports
             .connections
-            .join(self.membership(Scope::Room(room.clone()), connection_id, endpoint, readonly))
+            .join(self.membership(
+                Scope::Room(room.to_string()),
+                connection_id,
+                endpoint,
+                readonly,
+            ))
             .await?;
         Ok(())
     }
@@ -145,6 +150,13 @@ impl Handler {
             expires_at: now.as_secs() + self.config.connection_ttl.as_secs(),
         }
     }
+}
+
+/// The room a connection asks for, from its query parameters (`param` looks one up by name):
+/// `room`, or `doc`, which earlier serverless Yjs ports used. The one place that decides it, for
+/// the handler's `$connect` and the local gateway's logs alike.
+pub fn requested_room<'q>(param: impl Fn(&str) -> Option<&'q str>) -> Option<&'q str> {
+    ["room", "doc"].into_iter().find_map(param)
 }
 
 /// Room names come from URLs: refuse empty, oversized and control-character names up front.

@@ -12,11 +12,13 @@ use aws_sdk_apigatewaymanagement::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 
+#[cfg(any(test, feature = "conformance"))]
 use super::OperationCounter;
 use crate::ports::{Fanout, FanoutError};
 
 pub struct ManagementApiFanout {
     config: SdkConfig,
+    #[cfg(any(test, feature = "conformance"))]
     counter: Option<OperationCounter>,
     /// Normalised endpoint -> client.
     clients: Mutex<HashMap<String, Client>>,
@@ -26,12 +28,14 @@ impl ManagementApiFanout {
     pub fn new(config: &SdkConfig) -> Self {
         ManagementApiFanout {
             config: config.clone(),
+            #[cfg(any(test, feature = "conformance"))]
             counter: None,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
     /// Counts every management API request (`apigatewaymanagementapi:PostToConnection`, ...).
+    #[cfg(any(test, feature = "conformance"))]
     pub fn with_counter(mut self, counter: OperationCounter) -> Self {
         self.counter = Some(counter);
         self
@@ -51,8 +55,10 @@ impl ManagementApiFanout {
         if let Some(client) = clients.get(endpoint) {
             return Ok(client.clone());
         }
+        #[cfg_attr(not(any(test, feature = "conformance")), allow(unused_mut))]
         let mut builder = aws_sdk_apigatewaymanagement::config::Builder::from(&self.config)
             .endpoint_url(endpoint);
+        #[cfg(any(test, feature = "conformance"))]
         if let Some(counter) = &self.counter {
             builder = counter.attach_management(builder);
         }
