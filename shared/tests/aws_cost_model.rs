@@ -9,16 +9,18 @@
 //! YLAMBDA_TEST_AWS=1 cargo test -p ylambda-shared --test aws_cost_model -- --nocapture
 //! ```
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ylambda_shared::adapters::aws::{
-    create_table, s3_config, sdk_config, DynamoConnectionStore, OperationCounter, S3SnapshotStore,
+    s3_config, sdk_config, DynamoConnectionStore, OperationCounter, S3SnapshotStore,
 };
 use ylambda_shared::adapters::RedisDocStore;
 use ylambda_shared::config::Config;
+use ylambda_shared::conformance::backends::{
+    aws_tests_enabled, configured_redis_url, in_ci, say, TestTable,
+};
 use ylambda_shared::handler::{Handler, Ports};
 use ylambda_shared::lambda::{handle_route, Route};
 use ylambda_shared::ports::{Fanout, FanoutError, SnapshotStore};
@@ -28,10 +30,6 @@ use ylambda_shared::protocol::ywebsocket;
 const CONNECT: &[u8] = include_bytes!("fixtures/apigw-websocket-connect.json");
 const DEFAULT: &[u8] = include_bytes!("fixtures/apigw-websocket-default.json");
 const DISCONNECT: &[u8] = include_bytes!("fixtures/apigw-websocket-disconnect.json");
-
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 #[derive(Default)]
 struct CountingFanout(Mutex<u64>);
@@ -145,19 +143,11 @@ impl Meter {
 
 #[tokio::test]
 async fn cost_per_user_action_and_no_scan() {
-    if std::env::var_os("YLAMBDA_TEST_AWS").is_none() {
-        say("SKIPPED cost model: YLAMBDA_TEST_AWS is not set (see the file header)");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the AWS cost model"
-        );
+    if !aws_tests_enabled("cost_per_user_action_and_no_scan") {
+        assert!(!in_ci(), "CI must run the AWS cost model");
         return;
     }
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "YLAMBDA_TEST_AWS is set but AWS_ENDPOINT_URL is not"
-    );
-    let redis_url = std::env::var("YLAMBDA_REDIS_URL").expect("YLAMBDA_REDIS_URL");
+    let redis_url = configured_redis_url().expect("YLAMBDA_REDIS_URL");
 
     let sdk = sdk_config().await;
     let aws = OperationCounter::new();
@@ -166,9 +156,8 @@ async fn cost_per_user_action_and_no_scan() {
             .build(),
     );
     let s3 = aws_sdk_s3::Client::from_conf(aws.attach_s3(s3_config(&sdk)).build());
-    let table = format!("ylambda-cost-{:08x}", rand::random::<u32>());
+    let table = TestTable::create(&dynamodb, "ylambda-cost").await;
     let bucket = format!("ylambda-cost-{:08x}", rand::random::<u32>());
-    create_table(&dynamodb, &table).await.unwrap();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let snapshots = Arc::new(S3SnapshotStore::new(
         s3.clone(),
@@ -178,7 +167,7 @@ async fn cost_per_user_action_and_no_scan() {
     let posts = Arc::new(CountingFanout::default());
     let handler = Handler::new(
         Ports {
-            connections: Arc::new(DynamoConnectionStore::new(dynamodb.clone(), table.clone())),
+            connections: Arc::new(DynamoConnectionStore::new(dynamodb.clone(), table.name())),
             docs: Arc::new(RedisDocStore::connect(&redis_url).await.unwrap()),
             snapshots: snapshots.clone(),
             fanout: posts.clone(),
@@ -501,5 +490,5 @@ async fn cost_per_user_action_and_no_scan() {
         .expect("snapshot written");
     assert!(!stored.snapshot.update.is_empty());
 
-    let _ = dynamodb.delete_table().table_name(&table).send().await;
+    table.delete().await;
 }

@@ -10,7 +10,6 @@
 //! Without `YLAMBDA_TEST_AWS` the backend tests say so on stderr and return; under `CI` that is a
 //! failure (`ci_runs_the_aws_suites`), so a misconfigured CI cannot hide them.
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -26,21 +25,14 @@ use ylambda_shared::adapters::aws::{
     OperationCounter, S3SnapshotStore,
 };
 use ylambda_shared::adapters::unix_now_secs;
-use ylambda_shared::conformance;
-use ylambda_shared::ports::{
-    ConnectionStore, Fanout, FanoutError, LogPosition, Membership, PutOutcome, Scope, Snapshot,
-    SnapshotRecord, SnapshotStore,
+use ylambda_shared::conformance::backends::{
+    aws_tests_enabled, in_ci, say, TestTable, AWS_TESTS_VAR,
 };
-
-/// Written straight to stderr: the test harness captures `println!`/`eprintln!` of passing
-/// tests, and a skip must be visible.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
+use ylambda_shared::conformance::{self, in_an_hour, membership, unique};
+use ylambda_shared::ports::{
+    ConnectionStore, Fanout, FanoutError, LogPosition, PutOutcome, Scope, Snapshot, SnapshotRecord,
+    SnapshotStore,
+};
 
 /// Clients for one test, all counting their requests.
 struct Aws {
@@ -52,18 +44,9 @@ struct Aws {
 
 /// The emulator's clients, or `None` (after saying why) when the backend tests are not enabled.
 async fn aws(test: &str) -> Option<Aws> {
-    if std::env::var_os("YLAMBDA_TEST_AWS").is_none() {
-        say(&format!(
-            "SKIPPED {test}: YLAMBDA_TEST_AWS is not set. Run: eval \"$(bash scripts/local-aws.sh start)\"; \
-             YLAMBDA_TEST_AWS=1 cargo test -p ylambda-shared --test conformance_aws"
-        ));
+    if !aws_tests_enabled(test) {
         return None;
     }
-    // These tests create tables and buckets: never let them fall through to a real account.
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "YLAMBDA_TEST_AWS is set but AWS_ENDPOINT_URL is not: start moto with scripts/local-aws.sh"
-    );
     let config = sdk_config().await;
     let counter = OperationCounter::new();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -82,15 +65,12 @@ async fn aws(test: &str) -> Option<Aws> {
 
 impl Aws {
     /// A table unique to this run, created through the adapter's own helper.
-    async fn fresh_table(&self) -> String {
-        let table = unique("ylambda-test");
-        create_table(&self.dynamodb, &table)
-            .await
-            .unwrap_or_else(|e| panic!("create_table {table}: {e}"));
+    async fn fresh_table(&self) -> TestTable {
+        let table = TestTable::create(&self.dynamodb, "ylambda-test").await;
         // Idempotent: a second call checks the existing table and succeeds.
-        create_table(&self.dynamodb, &table)
+        create_table(&self.dynamodb, table.name())
             .await
-            .unwrap_or_else(|e| panic!("create_table {table} again: {e}"));
+            .unwrap_or_else(|e| panic!("create_table {} again: {e}", table.name()));
         self.counter.reset();
         table
     }
@@ -112,12 +92,6 @@ impl Aws {
         bucket
     }
 
-    async fn drop_table(&self, table: &str) {
-        if let Err(e) = self.dynamodb.delete_table().table_name(table).send().await {
-            say(&format!("cleanup: delete table {table}: {e}"));
-        }
-    }
-
     /// The raw item of one membership, bypassing the adapter's expiry filter.
     async fn raw_item(
         &self,
@@ -136,21 +110,6 @@ impl Aws {
             .expect("GetItem")
             .item
     }
-}
-
-fn membership(scope: &Scope, connection_id: &str, expires_at: u64) -> Membership {
-    Membership {
-        scope: scope.clone(),
-        connection_id: connection_id.to_string(),
-        endpoint: "https://abc.execute-api.us-east-1.amazonaws.com/prod".into(),
-        readonly: false,
-        joined_at_ms: 1_700_000_000_000,
-        expires_at,
-    }
-}
-
-fn in_an_hour() -> u64 {
-    unix_now_secs() + 3600
 }
 
 /// Records, for every DynamoDB Query sent, whether it named an index and whether it asked for a
@@ -185,10 +144,8 @@ impl Intercept for QueryAudit {
 
 #[test]
 fn ci_runs_the_aws_suites() {
-    let ci = std::env::var("CI").unwrap_or_default();
-    let in_ci = !ci.is_empty() && ci != "false" && ci != "0";
     assert!(
-        !in_ci || std::env::var_os("YLAMBDA_TEST_AWS").is_some(),
+        !in_ci() || std::env::var_os(AWS_TESTS_VAR).is_some(),
         "CI is set but YLAMBDA_TEST_AWS is not: the AWS adapter suites would be skipped. \
          Start moto with `eval \"$(bash scripts/local-aws.sh start)\"` and set YLAMBDA_TEST_AWS=1."
     );
@@ -207,7 +164,7 @@ async fn dynamodb_connection_store_conforms_without_scans() {
             .interceptor(audit.clone())
             .build(),
     );
-    conformance::connection_store_suite(&DynamoConnectionStore::new(client, &table)).await;
+    conformance::connection_store_suite(&DynamoConnectionStore::new(client, table.name())).await;
 
     let counts = aws.counter.snapshot();
     say(&format!(
@@ -242,7 +199,7 @@ async fn dynamodb_connection_store_conforms_without_scans() {
             "Query index={index} ConsistentRead={consistent}"
         );
     }
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -251,9 +208,9 @@ async fn dynamodb_conforms_with_small_pages() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table).with_page_limit(7);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name()).with_page_limit(7);
     conformance::connection_store_suite(&store).await;
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -262,7 +219,7 @@ async fn dynamodb_pages_are_followed() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table).with_page_limit(2);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name()).with_page_limit(2);
 
     // Seven members of one scope: pages of 2, 2, 2, 1.
     let topic = Scope::Topic(unique("paged"));
@@ -305,7 +262,7 @@ async fn dynamodb_pages_are_followed() {
     assert!(aws.counter.get("dynamodb:Query") >= 4);
     assert_eq!(store.remove_connection(&conn).await.unwrap().len(), 7);
     assert!(store.memberships_of(&conn).await.unwrap().is_empty());
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -315,7 +272,7 @@ async fn dynamodb_follows_one_megabyte_pages() {
     };
     let table = aws.fresh_table().await;
     // No page limit: 14 items of ~100 KB exceed the 1 MB a Query page can hold.
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name());
     let room = Scope::Room(unique("huge"));
     for i in 0..14 {
         let mut m = membership(&room, &format!("c{i:02}"), in_an_hour());
@@ -329,7 +286,7 @@ async fn dynamodb_follows_one_megabyte_pages() {
         "1.4 MB cannot come in one page: {:?}",
         aws.counter.snapshot()
     );
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -338,7 +295,7 @@ async fn dynamodb_expired_records_hidden_but_removed() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name());
     let room = Scope::Room(unique("room"));
     let other = Scope::Room(unique("room"));
     let conn = unique("conn");
@@ -357,7 +314,7 @@ async fn dynamodb_expired_records_hidden_but_removed() {
     );
     // The emulator (like DynamoDB for up to days) still holds the expired record.
     assert!(
-        aws.raw_item(&table, &room, &conn).await.is_some(),
+        aws.raw_item(table.name(), &room, &conn).await.is_some(),
         "expired item vanished before clean-up"
     );
 
@@ -365,9 +322,9 @@ async fn dynamodb_expired_records_hidden_but_removed() {
     removed.sort_by(|a, b| a.scope.cmp(&b.scope));
     assert_eq!(removed.len(), 2, "expired records are cleaned up too");
     assert!(removed.contains(&expired));
-    assert!(aws.raw_item(&table, &room, &conn).await.is_none());
-    assert!(aws.raw_item(&table, &other, &conn).await.is_none());
-    aws.drop_table(&table).await;
+    assert!(aws.raw_item(table.name(), &room, &conn).await.is_none());
+    assert!(aws.raw_item(table.name(), &other, &conn).await.is_none());
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -376,7 +333,7 @@ async fn dynamodb_remove_connection_batches_by_25() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name());
     let conn = unique("conn");
     let scopes: Vec<Scope> = (0..30)
         .map(|i| {
@@ -403,9 +360,9 @@ async fn dynamodb_remove_connection_batches_by_25() {
     );
     assert_eq!(aws.counter.get("dynamodb:Scan"), 0);
     for scope in &scopes {
-        assert!(aws.raw_item(&table, scope, &conn).await.is_none());
+        assert!(aws.raw_item(table.name(), scope, &conn).await.is_none());
     }
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -623,7 +580,7 @@ async fn membership_attributes_round_trip_through_dynamodb() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name());
     let mut m = membership(
         &Scope::Room(unique("r#with#hashes")),
         "Ab+c/d=",
@@ -634,7 +591,7 @@ async fn membership_attributes_round_trip_through_dynamodb() {
     store.join(m.clone()).await.unwrap();
     assert_eq!(store.members(&m.scope).await.unwrap(), vec![m.clone()]);
     let raw = aws
-        .raw_item(&table, &m.scope, &m.connection_id)
+        .raw_item(table.name(), &m.scope, &m.connection_id)
         .await
         .unwrap();
     assert_eq!(
@@ -646,7 +603,7 @@ async fn membership_attributes_round_trip_through_dynamodb() {
         raw.get("ttl"),
         Some(&AttributeValue::N(m.expires_at.to_string()))
     );
-    aws.drop_table(&table).await;
+    table.delete().await;
 }
 
 #[tokio::test]
@@ -655,7 +612,7 @@ async fn room_record_stays_out_of_the_connection_index() {
         return;
     };
     let table = aws.fresh_table().await;
-    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), &table);
+    let store = DynamoConnectionStore::new(aws.dynamodb.clone(), table.name());
     let rooms: Vec<String> = (0..3).map(|_| unique("meta")).collect();
     for room in &rooms {
         let record = SnapshotRecord {
@@ -669,7 +626,7 @@ async fn room_record_stays_out_of_the_connection_index() {
     let raw = aws
         .dynamodb
         .get_item()
-        .table_name(&table)
+        .table_name(table.name())
         .key("pk", AttributeValue::S(format!("room#{}", rooms[0])))
         .key("sk", AttributeValue::S("meta".into()))
         .send()
@@ -685,7 +642,7 @@ async fn room_record_stays_out_of_the_connection_index() {
     let indexed = aws
         .dynamodb
         .query()
-        .table_name(&table)
+        .table_name(table.name())
         .index_name("gs1")
         .key_condition_expression("sk = :meta")
         .expression_attribute_values(":meta", AttributeValue::S("meta".into()))
@@ -693,5 +650,5 @@ async fn room_record_stays_out_of_the_connection_index() {
         .await
         .unwrap();
     assert_eq!(indexed.count, 0, "room records found in gs1: {indexed:?}");
-    aws.drop_table(&table).await;
+    table.delete().await;
 }

@@ -11,7 +11,6 @@
 //! `redis_is_configured_in_ci` fails when `CI` is set, so CI cannot skip them silently.
 //! `flushall_makes_the_epoch_report_lost_data` wipes the whole server: point the URL only at a
 //! throwaway server such as the script's.
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -21,37 +20,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
 use ylambda_shared::adapters::RedisDocStore;
-use ylambda_shared::conformance;
+use ylambda_shared::conformance::backends::{
+    configured_redis_url, in_ci, redis_url, say, REDIS_URL_VAR,
+};
+use ylambda_shared::conformance::{self, unique};
 use ylambda_shared::ports::{AwarenessEntry, DocStore, LogPosition, StoreError};
 
-const URL_VAR: &str = "YLAMBDA_REDIS_URL";
 const WAIT: Duration = Duration::from_secs(5);
 
 /// Tests hold this shared; the FLUSHALL test holds it exclusively, so it never wipes the keys of a
 /// test running beside it in this binary.
 static SERVER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 
-fn redis_url() -> Option<String> {
-    std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty())
-}
-
-/// Written to stderr directly, past the test harness's output capture, so a skip is visible.
-fn skip(test: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {URL_VAR} is not set (eval \"$(bash scripts/local-redis.sh start)\")"
-    );
-}
-
 async fn store(test: &str) -> Option<RedisDocStore> {
-    let Some(url) = redis_url() else {
-        skip(test);
-        return None;
-    };
+    let url = redis_url(test)?;
     Some(
         RedisDocStore::connect(&url)
             .await
-            .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis is unreachable: {e}")),
+            .unwrap_or_else(|e| panic!("{REDIS_URL_VAR} is set but Redis is unreachable: {e}")),
     )
 }
 
@@ -64,10 +50,6 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
 async fn next_message(stream: &mut (impl Stream<Item = Vec<u8>> + Unpin)) -> Vec<u8> {
     tokio::time::timeout(WAIT, stream.next())
         .await
@@ -77,11 +59,9 @@ async fn next_message(stream: &mut (impl Stream<Item = Vec<u8>> + Unpin)) -> Vec
 
 #[test]
 fn redis_is_configured_in_ci() {
-    let ci = std::env::var("CI").unwrap_or_default();
-    let in_ci = !ci.is_empty() && ci != "false" && ci != "0";
     assert!(
-        !in_ci || redis_url().is_some(),
-        "CI is set but {URL_VAR} is not: the Redis adapter tests would be skipped. \
+        !in_ci() || configured_redis_url().is_some(),
+        "CI is set but {REDIS_URL_VAR} is not: the Redis adapter tests would be skipped. \
          Run `eval \"$(bash scripts/local-redis.sh start)\"` before the tests."
     );
 }
@@ -249,7 +229,7 @@ async fn odd_room_names_do_not_collide() {
         assert!(token.is_some(), "room {room:?} shares its lock");
     }
     // Every key of a room carries the same hash tag (one cluster slot) and nothing else.
-    let mut conn = raw(&redis_url().unwrap()).await;
+    let mut conn = raw(&configured_redis_url().unwrap()).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("yl:{{{run}}}*"))
         .query_async(&mut conn)
@@ -300,16 +280,12 @@ async fn subscribers_receive_appends_and_publishes_of_their_room_only() {
 
 #[tokio::test]
 async fn append_is_one_pipelined_transaction() {
-    let Some(url) = redis_url() else {
-        skip("append_is_one_pipelined_transaction");
+    let Some(url) = redis_url("append_is_one_pipelined_transaction") else {
         return;
     };
     let _shared = SERVER.read().await;
     let Some((upstream, proxied_url)) = proxied(&url) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED append_is_one_pipelined_transaction: needs a plain redis:// URL"
-        );
+        say("SKIPPED append_is_one_pipelined_transaction: needs a plain redis:// URL");
         return;
     };
     let proxy = TurnCounter::start(&upstream).await;
@@ -386,7 +362,7 @@ async fn flushall_makes_the_epoch_report_lost_data() {
     assert!(store.ensure_epoch(&room).await.unwrap());
     store.append(&room, b"u", b"r").await.unwrap();
 
-    let mut conn = raw(&redis_url().unwrap()).await;
+    let mut conn = raw(&configured_redis_url().unwrap()).await;
     let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
 
     assert!(
@@ -444,7 +420,7 @@ async fn corrupt_entries_are_reported_not_trusted() {
         return;
     };
     let _shared = SERVER.read().await;
-    let mut conn = raw(&redis_url().unwrap()).await;
+    let mut conn = raw(&configured_redis_url().unwrap()).await;
     let room = unique("corrupt");
     let awareness_key = format!("yl:{{{room}}}:awareness");
     let good = AwarenessEntry {

@@ -1,27 +1,35 @@
 //! Port conformance suites: every adapter of a port (embedded, AWS, Redis) must pass the same one.
 //! Each suite uses names unique to the run, so suites can share a real backend.
 //! Failures panic with a message naming the broken promise (these are test helpers).
+pub mod backends;
+
 use crate::ports::{
     AwarenessEntry, ConnectionStore, DocStore, LogPosition, Membership, PutOutcome, RoomMeta,
     Scope, Snapshot, SnapshotRecord, SnapshotStore,
 };
 
-fn unique(prefix: &str) -> String {
+// Helpers for every test that needs names, memberships or expiry times (the suites below, the
+// adapters' own integration tests, the handler's unit tests).
+
+/// A name no other test or run uses, so tests can share a real backend.
+pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-fn membership(scope: &Scope, connection_id: &str, expires_at: u64) -> Membership {
+/// A membership of `connection_id` in `scope` on a real-looking API Gateway endpoint.
+pub fn membership(scope: &Scope, connection_id: &str, expires_at: u64) -> Membership {
     Membership {
         scope: scope.clone(),
         connection_id: connection_id.to_string(),
-        endpoint: "https://example.invalid/stage".into(),
+        endpoint: "https://abc.execute-api.us-east-1.amazonaws.com/prod".into(),
         readonly: false,
-        joined_at_ms: 1,
+        joined_at_ms: 1_700_000_000_000,
         expires_at,
     }
 }
 
-fn far_future() -> u64 {
+/// An expiry time (epoch seconds) an hour from now.
+pub fn in_an_hour() -> u64 {
     crate::adapters::unix_now_secs() + 3600
 }
 
@@ -41,19 +49,19 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
         "new room has members"
     );
     store
-        .join(membership(&room, &a, far_future()))
+        .join(membership(&room, &a, in_an_hour()))
         .await
         .unwrap();
-    let mut readonly = membership(&room, &b, far_future());
+    let mut readonly = membership(&room, &b, in_an_hour());
     readonly.readonly = true;
     store.join(readonly.clone()).await.unwrap();
     store
-        .join(membership(&topic, &a, far_future()))
+        .join(membership(&topic, &a, in_an_hour()))
         .await
         .unwrap();
     // Joining twice is idempotent.
     store
-        .join(membership(&room, &a, far_future()))
+        .join(membership(&room, &a, in_an_hour()))
         .await
         .unwrap();
 
@@ -127,7 +135,7 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     let many: Vec<String> = (0..150).map(|i| format!("{}-{i}", unique("m"))).collect();
     for id in &many {
         store
-            .join(membership(&big, id, far_future()))
+            .join(membership(&big, id, in_an_hour()))
             .await
             .unwrap();
     }
@@ -155,7 +163,7 @@ async fn room_directory_suite(store: &dyn ConnectionStore) {
     );
     let c = unique("conn-c");
     store
-        .join(membership(&room, &c, far_future()))
+        .join(membership(&room, &c, in_an_hour()))
         .await
         .unwrap();
     let first = SnapshotRecord {

@@ -64,14 +64,7 @@ mod tests {
     use crate::ports::Scope;
 
     fn membership(id: &str, expires_at: u64) -> Membership {
-        Membership {
-            scope: Scope::Room("r".into()),
-            connection_id: id.into(),
-            endpoint: "https://e.invalid/s".into(),
-            readonly: false,
-            joined_at_ms: 1,
-            expires_at,
-        }
+        crate::conformance::membership(&Scope::Room("r".into()), id, expires_at)
     }
 
     #[test]

@@ -197,7 +197,7 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
 
 /// A room name no other test uses.
 pub fn room(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
+    ylambda_shared::conformance::unique(prefix)
 }
 
 /// `=` in connection ids must be URL-encoded in paths, as the AWS SDK does.
