@@ -33,7 +33,6 @@ region=us-east-1
 moto_requirement='moto[server]>=5.1,<6'
 
 cmd="${1:-}"
-log() { printf 'local-aws: %s\n' "$*" >&2; }
 
 on_exit() {
     local rc=$?
@@ -43,39 +42,29 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# The pid in the state file, if that process is alive and is the moto server we started (a
-# recycled pid must never be killed).
-running_pid() {
-    [ -f "$pid_file" ] || return 1
-    local pid
-    pid="$(cat "$pid_file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'moto.server' || return 1
-    echo "$pid"
+script_tag=local-aws
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # say, recorded_pid, stop_recorded, free_port
+
+# Is the process PID the moto server we started? (For recorded_pid, scripts/lib.sh.)
+is_moto() {
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'moto.server'
 }
+
+# The pid in the state file, if that process is alive and is the moto server we started.
+running_pid() { recorded_pid "$pid_file" is_moto; }
 
 ensure_moto() {
     if [ ! -x "$venv/bin/python" ]; then
-        log "creating Python venv $venv"
+        say "creating Python venv $venv"
         "${PYTHON:-python3}" -m venv "$venv" >&2 || {
-            log "cannot create a venv (on Debian/Ubuntu: apt-get install python3-venv)"
+            say "cannot create a venv (on Debian/Ubuntu: apt-get install python3-venv)"
             return 1
         }
     fi
     if ! "$venv/bin/python" -c 'import moto.server, boto3' 2>/dev/null || [ ! -x "$venv/bin/moto_server" ]; then
-        log "installing $moto_requirement into $venv (from PyPI)"
+        say "installing $moto_requirement into $venv (from PyPI)"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$moto_requirement" >&2
     fi
-}
-
-free_port() {
-    "$venv/bin/python" -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
 }
 
 # Polls until moto answers HTTP, or fails if the process died or 30 s passed.
@@ -171,18 +160,18 @@ start() {
     if pid="$(running_pid)"; then
         endpoint="$(sed -n 's/^export AWS_ENDPOINT_URL=//p' "$env_file" 2>/dev/null || true)"
         if [ -n "$endpoint" ]; then
-            log "moto already running (pid $pid) at $endpoint"
+            say "moto already running (pid $pid) at $endpoint"
             create_resources "$endpoint"
             print_env "$endpoint"
             return 0
         fi
-        log "moto (pid $pid) is running but $env_file is missing: stop it first"
+        say "moto (pid $pid) is running but $env_file is missing: stop it first"
         return 1
     fi
     rm -f "$pid_file" "$env_file"
-    local port="${MOTO_PORT:-$(free_port)}"
+    local port="${MOTO_PORT:-$(free_port "$venv/bin/python")}"
     endpoint="http://127.0.0.1:$port"
-    log "starting moto server on $endpoint (log: $log_file)"
+    say "starting moto server on $endpoint (log: $log_file)"
     # This is `moto_server -H 127.0.0.1 -p PORT`, but serving one request at a time. moto 5's S3
     # PutObject checks If-Match / If-None-Match, then stores the body, then sets its metadata,
     # with no lock around the three: on moto's default threaded server two racing conditional
@@ -209,41 +198,23 @@ server.main(sys.argv[1:])
         return 1
     fi
     create_resources "$endpoint"
-    log "moto ready (pid $pid): table $table, bucket $bucket"
+    say "moto ready (pid $pid): table $table, bucket $bucket"
     # --- Redis: a sibling `scripts/local-redis.sh start` owns it (see print_env). ---
     print_env "$endpoint"
 }
 
-stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        log "no moto started by this script is running"
-        rm -f "$pid_file" "$env_file"
-        return 0
-    fi
-    kill "$pid"
-    # Wait on the condition with a deadline; escalate only for this one pid.
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "moto (pid $pid) ignored SIGTERM for 10 s: sending SIGKILL"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pid_file" "$env_file"
-    log "moto (pid $pid) stopped"
-}
+# Stops the moto this script started (nothing else), SIGKILL after 10 s.
+stop() { stop_recorded moto "$pid_file" is_moto 10 "$env_file"; }
 
 case "$cmd" in
     start) start ;;
     stop) stop ;;
     status)
         if pid="$(running_pid)"; then
-            log "running (pid $pid)"
+            say "running (pid $pid)"
             cat "$env_file" >&2 2>/dev/null || true
         else
-            log "not running"
+            say "not running"
             exit 1
         fi
         ;;

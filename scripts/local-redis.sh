@@ -9,14 +9,14 @@
 # in .ci-work/redis.pid and prints only the `export` line on stdout; everything else goes to
 # stderr or .ci-work/redis.log. The tests FLUSHALL this server: never point them at real data.
 set -euo pipefail
+script_tag=local-redis
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # say, recorded_pid, stop_recorded, free_port
 cd "$(dirname "$0")/.."
 
 work="${YLAMBDA_STATE_DIR:-.ci-work}"  # pid, url and log files (override for a second instance)
 pid_file="$work/redis.pid"
 log_file="$work/redis.log"
 url_file="$work/redis.url"
-
-say() { printf 'local-redis: %s\n' "$*" >&2; }
 
 ensure_installed() {
     command -v redis-server >/dev/null && return 0
@@ -31,33 +31,10 @@ ensure_installed() {
     fi
 }
 
-# A loopback port nothing listens on: ask the kernel for one (bind to port 0), release it, use it.
-free_port() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-        return
-    fi
-    local port
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    say "found no free port"
-    exit 1
-}
+# Is the process PID our redis-server? (For recorded_pid, scripts/lib.sh.)
+is_redis() { [ "$(ps -p "$1" -o comm= 2>/dev/null)" = redis-server ]; }
 
-running_pid() {
-    [ -f "$pid_file" ] || return 1
-    local pid
-    pid=$(cat "$pid_file")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    # A recycled PID belongs to someone else: only ever signal our redis-server.
-    [ "$(ps -p "$pid" -o comm= 2>/dev/null)" = redis-server ] || return 1
-    echo "$pid"
-}
+running_pid() { recorded_pid "$pid_file" is_redis; }
 
 start() {
     ensure_installed
@@ -96,25 +73,8 @@ start() {
     echo "export YLAMBDA_REDIS_URL=redis://127.0.0.1:$port"
 }
 
-stop() {
-    local pid
-    if ! pid=$(running_pid); then
-        say "not running"
-        rm -f "$pid_file" "$url_file"
-        return 0
-    fi
-    kill "$pid"
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "pid $pid ignored SIGTERM; sending SIGKILL"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pid_file" "$url_file"
-    say "stopped pid $pid"
-}
+# Stops the redis-server this script started (nothing else), SIGKILL after 5 s.
+stop() { stop_recorded redis-server "$pid_file" is_redis 5 "$url_file"; }
 
 case "${1:-}" in
     start) start ;;

@@ -4,22 +4,21 @@
  *
  * Only processes started here are ever signalled: the `ylambda dev` children by their handle
  * (SIGINT, then SIGKILL), the browsers through playwright-core's own `browser.close()` (and its
- * exit handler kills browsers it launched if this process dies first).
+ * exit handler kills browsers it launched if this process dies first). Starting and stopping the
+ * server and the polling loops are shared with the end-to-end suite (../../lib/server.mjs).
  */
-import { spawn } from 'node:child_process'
-import { mkdtemp, mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
+import { resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setTimeout as delay } from 'node:timers/promises'
 import { chromium } from 'playwright-core'
+import * as dev from '../../lib/server.mjs'
 
 const browserDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const verbose = !!process.env.BROWSER_TEST_VERBOSE
 
 /** The server binary: $YLAMBDA_BIN (relative to tests/browser), else ../../target/debug/ylambda. */
-export const serverBin = () => resolve(browserDir, process.env.YLAMBDA_BIN || '../../target/debug/ylambda')
+export const serverBin = () => dev.serverBin(browserDir)
 
 /** Debian's Chromium (scripts/install-chromium.sh); $CHROMIUM_PATH overrides. */
 export const chromiumPath = () => process.env.CHROMIUM_PATH || '/usr/bin/chromium'
@@ -35,51 +34,16 @@ export const chromiumPath = () => process.env.CHROMIUM_PATH || '/usr/bin/chromiu
  * @param {string | (() => string | Promise<string>)} what described in the timeout error
  * @return {Promise<T>}
  */
-export const waitFor = async (condition, timeoutMs, what) => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await condition()
-    if (value) return value
-    if (Date.now() > deadline) {
-      const desc = typeof what === 'function' ? await what() : what
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${desc}`)
-    }
-    await delay(50)
-  }
-}
+export const waitFor = (condition, timeoutMs, what) => dev.waitFor(condition, timeoutMs, what, 50)
 
 /**
  * A bounded wait for something that must NOT happen: polls `condition` for `ms` and throws if it
  * ever becomes truthy.
  */
-export const never = async (condition, ms, what) => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await condition()) throw new Error(`must not happen, but did: ${typeof what === 'function' ? await what() : what}`)
-    await delay(50)
-  }
-}
+export const never = (condition, ms, what) => dev.never(condition, ms, what, 50)
 
 // ------------------------------------------------------------------------------------------------
 // ylambda dev
-
-/** @type {Set<any>} */
-const servers = new Set()
-
-const killLeftovers = () => {
-  for (const s of servers) {
-    if (s.alive()) {
-      try { s.proc.kill('SIGKILL') } catch {}
-    }
-  }
-}
-process.on('exit', killLeftovers)
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    killLeftovers()
-    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1))
-  })
-}
 
 /**
  * Starts `ylambda dev --listen 127.0.0.1:0 --data-dir DIR` and resolves once it printed
@@ -88,75 +52,36 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * @param {{ env?: Record<string, string>, timeoutMs?: number }} [opts]
  */
 export const startServer = async ({ env = {}, timeoutMs = 30000 } = {}) => {
-  const bin = serverBin()
-  if (!existsSync(bin)) throw new Error(`server binary not found: ${bin} (set YLAMBDA_BIN)`)
-  const workDir = await mkdtemp(join(tmpdir(), 'ylambda-browser-'))
-  const dataDir = join(workDir, 'data')
-  await mkdir(dataDir)
-  const proc = spawn(bin, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let log = ''
-  const remember = (chunk) => {
-    log = (log + chunk.toString()).slice(-200000)
-    if (verbose) process.stderr.write(chunk)
+  const bin = dev.existingServerBin(browserDir)
+  const { workDir, dataDir } = await dev.freshDataDir('ylambda-browser-')
+  let d
+  try {
+    d = await dev.startDev({
+      bin,
+      dataDir,
+      env,
+      timeoutMs,
+      keepChars: 200000,
+      onOutput: (chunk) => { if (verbose) process.stderr.write(chunk) }
+    })
+  } catch (err) {
+    await rm(workDir, { recursive: true, force: true })
+    throw err
   }
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })))
-  const server = {
-    proc,
+  return {
+    proc: d.proc,
     workDir,
-    url: '',
-    alive: () => proc.exitCode === null && proc.signalCode === null,
+    url: d.url,
+    alive: d.alive,
     /** Everything the server printed so far (stdout + stderr, last 200 kB). */
-    log: () => log,
+    log: d.output,
     /** SIGINT, then SIGKILL after `graceMs`; resolves with how it exited. */
     async stop (graceMs = 15000) {
-      if (server.alive()) {
-        proc.kill('SIGINT')
-        const t = setTimeout(() => { if (server.alive()) proc.kill('SIGKILL') }, graceMs)
-        await exited
-        clearTimeout(t)
-      }
-      servers.delete(server)
+      await d.stop(graceMs)
       await rm(workDir, { recursive: true, force: true })
-      return exited
+      return d.exited()
     }
   }
-  servers.add(server)
-  proc.stderr.on('data', remember)
-  const listening = new Promise((resolve, reject) => {
-    let out = ''
-    let found = false
-    proc.stdout.on('data', (chunk) => {
-      remember(chunk)
-      if (found) return
-      out += chunk.toString()
-      const m = /ylambda dev listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (m) {
-        found = true
-        resolve(m[1])
-      }
-    })
-    proc.on('error', reject)
-    exited.then(({ code, signal }) => {
-      if (!found) reject(new Error(`ylambda dev exited (code ${code}, signal ${signal}) before listening:\n${log}`))
-    })
-  })
-  let timer
-  const timeout = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`ylambda dev did not print its listening line within ${timeoutMs} ms:\n${log}`)), timeoutMs)
-  })
-  try {
-    server.url = await Promise.race([listening, timeout])
-  } catch (err) {
-    if (server.alive()) proc.kill('SIGKILL')
-    await server.stop()
-    throw err
-  } finally {
-    clearTimeout(timer)
-  }
-  return server
 }
 
 /** Log lines of a server that look like trouble (WARN / ERROR / panics). */

@@ -4,12 +4,10 @@
  *
  * Every server and provider made here is tracked and torn down by `cleanup()` (each test file
  * calls it in an `after` hook), and servers still alive when the process exits or is
- * interrupted are killed. Only processes started here are ever signalled.
+ * interrupted are killed. Only processes started here are ever signalled. Starting and stopping
+ * the server and the polling loops are shared with the browser suite (../../lib/server.mjs).
  */
-import { spawn } from 'node:child_process'
-import { mkdtemp, mkdir, rm, open } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rm, open } from 'node:fs/promises'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -21,13 +19,14 @@ import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { ylambdaWebSocket } from 'ylambda-client'
+import * as dev from '../../lib/server.mjs'
 
 export { Y, WebSocket, delay }
 
 const e2eDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /** The server binary: $YLAMBDA_BIN, else ../../target/debug/ylambda relative to tests/e2e. */
-export const serverBin = () => resolve(e2eDir, process.env.YLAMBDA_BIN || '../../target/debug/ylambda')
+export const serverBin = () => dev.serverBin(e2eDir)
 
 const verbose = !!process.env.E2E_VERBOSE
 const keep = !!process.env.YLAMBDA_E2E_KEEP
@@ -44,21 +43,6 @@ const raws = new Set()
 /** @type {Set<string>} */
 const workDirs = new Set()
 
-const killLeftovers = () => {
-  for (const s of servers) {
-    if (s.proc.exitCode === null && s.proc.signalCode === null) {
-      try { s.proc.kill('SIGKILL') } catch {}
-    }
-  }
-}
-process.on('exit', killLeftovers)
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    killLeftovers()
-    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1))
-  })
-}
-
 // ------------------------------------------------------------------------------------------------
 // waiting
 
@@ -71,18 +55,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * @param {string | (() => string)} [what] described in the timeout error
  * @return {Promise<T>}
  */
-export const waitFor = async (condition, timeoutMs = 10000, what) => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await condition()
-    if (value) return value
-    if (Date.now() > deadline) {
-      const desc = typeof what === 'function' ? what() : (what || condition.toString())
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${desc}`)
-    }
-    await delay(20)
-  }
-}
+export const waitFor = (condition, timeoutMs = 10000, what) =>
+  dev.waitFor(condition, timeoutMs, what || condition.toString(), 20)
 
 /**
  * Like `waitFor`, for work that drains at the speed of a slow backend (a single-threaded AWS
@@ -123,15 +97,7 @@ export const waitWhileProgressing = async (condition, progress, { stallMs, capMs
  * @param {number} ms
  * @param {string | (() => string)} what
  */
-export const never = async (condition, ms, what) => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await condition()) {
-      throw new Error(`must not happen, but did: ${typeof what === 'function' ? what() : what}`)
-    }
-    await delay(25)
-  }
-}
+export const never = (condition, ms, what) => dev.never(condition, ms, what, 25)
 
 // ------------------------------------------------------------------------------------------------
 // server
@@ -161,86 +127,43 @@ export const never = async (condition, ms, what) => {
  * @return {Promise<Server>}
  */
 export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 30000 } = {}) => {
-  const bin = serverBin()
-  if (!existsSync(bin)) throw new Error(`server binary not found: ${bin} (set YLAMBDA_BIN)`)
+  const bin = dev.existingServerBin(e2eDir)
   let workDir
   if (dataDir === undefined) {
-    workDir = await mkdtemp(join(tmpdir(), 'ylambda-e2e-'))
+    ({ workDir, dataDir } = await dev.freshDataDir('ylambda-e2e-'))
     workDirs.add(workDir)
-    dataDir = join(workDir, 'data')
-    await mkdir(dataDir)
   } else {
     workDir = dirname(dataDir)
   }
   const logPath = join(workDir, `server-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.log`)
   const log = await open(logPath, 'a')
-  const args = ['dev', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]
-  const proc = spawn(bin, args, {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const d = await dev.startDev({
+    bin,
+    dataDir,
+    port,
+    env,
+    timeoutMs,
+    keepChars: 20000,
+    onOutput: (chunk) => {
+      log.write(chunk).catch(() => {})
+      if (verbose) process.stderr.write(chunk)
+    },
+    onExit: () => { log.close().catch(() => {}) }
   })
   /** @type {Server} */
-  const server = /** @type {any} */ ({ proc, dataDir, logPath })
+  const server = {
+    proc: d.proc,
+    port: d.port,
+    url: d.url,
+    httpUrl: `http://127.0.0.1:${d.port}`,
+    dataDir,
+    logPath,
+    alive: d.alive,
+    logTail: d.output,
+    exited: d.exited,
+    stop: (timeout = 20000) => d.stop(timeout)
+  }
   servers.add(server)
-  let tail = ''
-  const remember = (chunk) => {
-    tail = (tail + chunk.toString()).slice(-20000)
-    log.write(chunk).catch(() => {})
-    if (verbose) process.stderr.write(chunk)
-  }
-  proc.stderr.on('data', remember)
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      log.close().catch(() => {})
-      resolve({ code, signal })
-    })
-  })
-  server.exited = () => exited
-  server.alive = () => proc.exitCode === null && proc.signalCode === null
-  server.logTail = () => tail
-  const listening = new Promise((resolve, reject) => {
-    let out = ''
-    let found = false
-    proc.stdout.on('data', (chunk) => {
-      remember(chunk)
-      if (found) return
-      out += chunk.toString()
-      const m = /ylambda dev listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m) {
-        found = true
-        resolve(Number(m[1]))
-      }
-    })
-    proc.on('error', reject)
-    exited.then(({ code, signal }) => {
-      if (!found) reject(new Error(`ylambda dev exited (code ${code}, signal ${signal}) before listening:\n${tail}`))
-    })
-  })
-  let timer
-  const timeout = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`ylambda dev did not print its listening line within ${timeoutMs} ms:\n${tail}`)), timeoutMs)
-  })
-  try {
-    server.port = await Promise.race([listening, timeout])
-  } catch (err) {
-    proc.kill('SIGKILL')
-    await exited
-    throw err
-  } finally {
-    clearTimeout(timer)
-  }
-  server.url = `ws://127.0.0.1:${server.port}`
-  server.httpUrl = `http://127.0.0.1:${server.port}`
-  server.stop = async (timeout = 20000) => {
-    if (server.alive()) {
-      proc.kill('SIGINT')
-      const t = setTimeout(() => { if (server.alive()) proc.kill('SIGKILL') }, timeout)
-      const result = await exited
-      clearTimeout(t)
-      return result
-    }
-    return exited
-  }
   return server
 }
 
