@@ -1,31 +1,10 @@
 //! The `ylambda` binary: the listening line on stdout, SIGTERM shutdown, bad configuration.
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
-
-fn ylambda() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ylambda"));
-    for var in [
-        "YLAMBDA_LISTEN",
-        "YLAMBDA_DATA_DIR",
-        "YLAMBDA_MAX_MESSAGE_BYTES",
-        "YLAMBDA_IDLE_TIMEOUT_SECS",
-        "YLAMBDA_MAX_CONNECTION_SECS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
 
 async fn exit_of(child: Child) -> (std::process::ExitStatus, String, String) {
     let out = tokio::time::timeout(SOON, child.wait_with_output())
@@ -43,22 +22,13 @@ async fn exit_of(child: Child) -> (std::process::ExitStatus, String, String) {
 #[tokio::test]
 async fn prints_the_bound_address_serves_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = ylambda()
+    let mut child = ylambda_command()
         .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .spawn()
         .expect("spawn ylambda");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(SOON, stdout.read_line(&mut line))
-        .await
-        .expect("listening line in time")
-        .expect("read stdout");
-    let url = line
-        .trim_end()
-        .strip_prefix("ylambda dev listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let url = listening_url(&mut stdout).await;
     assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     assert!(!url.ends_with(":0"), "the real port is printed: {url}");
 
@@ -71,12 +41,7 @@ async fn prints_the_bound_address_serves_and_stops_on_sigterm() {
         Message::text(r#"{"type":"pong"}"#)
     );
 
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    sigterm(&child);
     assert_eq!(close_code(&mut ws).await, 1001);
 
     let mut rest = String::new();
@@ -91,7 +56,7 @@ async fn prints_the_bound_address_serves_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn bad_configuration_fails_loudly() {
-    let child = ylambda()
+    let child = ylambda_command()
         .args(["dev", "--listen", "127.0.0.1:0"])
         .env("YLAMBDA_IDLE_TIMEOUT_SECS", "ten")
         .spawn()
@@ -107,7 +72,7 @@ async fn an_address_in_use_fails_loudly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let data = tempfile::tempdir().unwrap();
-    let child = ylambda()
+    let child = ylambda_command()
         .args(["dev", "--listen", &addr, "--data-dir"])
         .arg(data.path())
         .spawn()

@@ -681,7 +681,6 @@ fn lambdas_dir() -> PathBuf {
 
 #[tokio::test]
 async fn dev_with_the_real_lambdas_answers_a_y_websocket_sync() {
-    use tokio::io::AsyncBufReadExt;
     if aws_backend().is_none() {
         return;
     }
@@ -693,31 +692,17 @@ async fn dev_with_the_real_lambdas_answers_a_y_websocket_sync() {
         );
     }
     let data_dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ylambda"))
+    let mut child = ylambda_command()
         .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path())
         .arg("--lambdas")
         .arg(&dir)
         .env("YLAMBDA_BACKEND", "aws")
         .env_remove("YLAMBDA_MANAGEMENT_ENDPOINT")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn ylambda");
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(SOON, stdout.read_line(&mut line))
-        .await
-        .expect("listening line in time")
-        .expect("read stdout");
-    let url = line
-        .trim_end()
-        .strip_prefix("ylambda dev listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let url = listening_url(&mut stdout).await;
 
     // y-websocket over API Gateway: the room in the query, frames as base64 text.
     let room = room("real-lambdas");
@@ -747,14 +732,7 @@ async fn dev_with_the_real_lambdas_answers_a_y_websocket_sync() {
     let _ = wait_close(&mut ws).await;
 
     #[cfg(unix)]
-    {
-        let pid = child.id().expect("pid").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-    }
+    sigterm(&child);
     let mut stderr = child.stderr.take().unwrap();
     let mut log = String::new();
     let (status, _) = tokio::time::timeout(Duration::from_secs(30), async {

@@ -204,3 +204,53 @@ pub fn room(prefix: &str) -> String {
 pub fn encode_id(id: &str) -> String {
     id.replace('=', "%3D")
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `ylambda` binary as a child process
+
+/// This crate's `ylambda` binary with the variables tests choose themselves cleared, logs at
+/// `info`, stdout and stderr piped, killed if the test drops it.
+pub fn ylambda_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ylambda"));
+    for var in [
+        "YLAMBDA_LISTEN",
+        "YLAMBDA_DATA_DIR",
+        "YLAMBDA_MAX_MESSAGE_BYTES",
+        "YLAMBDA_IDLE_TIMEOUT_SECS",
+        "YLAMBDA_MAX_CONNECTION_SECS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Reads `ylambda dev`'s first stdout line (`ylambda dev listening on ws://ADDR`) and returns
+/// the URL. The reader stays usable for what follows (there should be nothing).
+pub async fn listening_url<R: tokio::io::AsyncBufRead + Unpin>(stdout: &mut R) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    timeout(SOON, stdout.read_line(&mut line))
+        .await
+        .expect("listening line in time")
+        .expect("read stdout");
+    line.trim_end()
+        .strip_prefix("ylambda dev listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}
+
+/// Sends SIGTERM (what `docker stop` and CI runners send) to a child process.
+#[cfg(unix)]
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -TERM {pid}");
+}
