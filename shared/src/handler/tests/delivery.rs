@@ -1,0 +1,161 @@
+//! Delivery: retries after an append, the per-process room cache, and connections found gone.
+use super::*;
+
+#[tokio::test]
+async fn an_appended_update_is_relayed_despite_transient_member_read_failures() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    *h.connections.failing_member_reads.lock().unwrap() = 2;
+    let update = Client::new(1).insert(0, "kept");
+    h.send("a", &ywebsocket::encode_update(&update))
+        .await
+        .unwrap();
+    assert_eq!(h.take("b"), vec![Incoming::Update(update)]);
+    assert_eq!(*h.connections.failing_member_reads.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_member_read_that_keeps_failing_is_reported_with_the_update_still_logged() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    *h.connections.failing_member_reads.lock().unwrap() = 100;
+    let update = Client::new(1).insert(0, "durable");
+    let result = h.send("a", &ywebsocket::encode_update(&update)).await;
+    assert!(matches!(result, Err(HandlerError::Store(_))), "{result:?}");
+    assert!(h.take("b").is_empty());
+    // Nothing is lost: the update is in the log, and b gets it when it syncs.
+    assert_eq!(h.docs.read_log("r").await.unwrap().updates.len(), 1);
+    *h.connections.failing_member_reads.lock().unwrap() = 0;
+    let bob = Client::new(2);
+    h.send("b", &bob.sync_step1()).await.unwrap();
+    bob.receive(&h.take("b"));
+    assert_eq!(bob.text(), "durable");
+}
+
+#[tokio::test]
+async fn failed_update_posts_are_retried_and_other_broadcasts_are_not() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    h.fanout.failing.lock().unwrap().insert("b".into(), 2);
+    let update = Client::new(1).insert(0, "again");
+    h.send("a", &ywebsocket::encode_update(&update))
+        .await
+        .unwrap();
+    assert_eq!(h.take("b"), vec![Incoming::Update(update)]);
+    // Awareness is superseded by the next message: one failed post is not repeated.
+    h.fanout.failing.lock().unwrap().insert("b".into(), 1);
+    h.send("a", &awareness_message(1, 1, "{}")).await.unwrap();
+    assert!(h.take("b").is_empty());
+    assert_eq!(h.take("a").len(), 1, "the sender still hears its awareness");
+}
+
+#[tokio::test]
+async fn a_connections_room_is_looked_up_once_then_remembered_until_it_leaves() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    let alice = Client::new(1);
+    h.send("a", &alice.sync_step1()).await.unwrap();
+    h.take("b"); // the server's sync step 1 (the room had no live data yet)
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "x")))
+        .await
+        .unwrap();
+    h.send("a", &ywebsocket::encode_update(&alice.insert(1, "y")))
+        .await
+        .unwrap();
+    assert_eq!(*h.connections.index_reads.lock().unwrap(), 1);
+    assert_eq!(h.take("b").len(), 2, "b got both updates");
+    // After $disconnect the connection is forgotten: a late frame is looked up and refused.
+    h.handler.on_disconnect("a").await.unwrap();
+    let reads_after_disconnect = *h.connections.index_reads.lock().unwrap();
+    let late = h
+        .send("a", &ywebsocket::encode_update(&alice.insert(2, "z")))
+        .await;
+    assert!(matches!(late, Err(HandlerError::BadRequest(_))), "{late:?}");
+    assert!(*h.connections.index_reads.lock().unwrap() > reads_after_disconnect);
+}
+
+#[tokio::test]
+async fn gone_connections_are_cleaned_up_during_broadcast() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("ghost", "r").await;
+    h.fanout.gone.lock().unwrap().insert("ghost".into());
+    h.send(
+        "a",
+        &ywebsocket::encode_update(&Client::new(1).insert(0, "x")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.member_ids("r").await, vec!["a"]);
+}
+
+#[tokio::test]
+async fn a_gone_connections_awareness_is_removed_for_the_room_and_more_gone_ones_are_found() {
+    let h = harness();
+    for id in ["a", "b", "ghost1", "ghost2"] {
+        h.join(id, "r").await;
+    }
+    h.send("ghost1", &awareness_message(71, 1, r#"{"u":1}"#))
+        .await
+        .unwrap();
+    h.send("ghost2", &awareness_message(72, 1, r#"{"u":2}"#))
+        .await
+        .unwrap();
+    for id in ["a", "b", "ghost1", "ghost2"] {
+        h.take(id);
+    }
+    h.fanout
+        .gone
+        .lock()
+        .unwrap()
+        .extend(["ghost1".to_string(), "ghost2".to_string()]);
+    // An update from a finds both ghosts gone; announcing ghost1's departure meets ghost2 (or
+    // the other way round): each is removed once and both removals reach b.
+    h.send(
+        "a",
+        &ywebsocket::encode_update(&Client::new(1).insert(0, "x")),
+    )
+    .await
+    .unwrap();
+    let removed_at_b: Vec<u64> = h
+        .take("b")
+        .into_iter()
+        .filter_map(|m| match m {
+            Incoming::Awareness { update, .. } => Some(ywebsocket::awareness_states(&update)),
+            _ => None,
+        })
+        .flatten()
+        .filter(|state| state.is_removal())
+        .map(|state| state.client)
+        .collect();
+    let mut removed_at_b = removed_at_b;
+    removed_at_b.sort();
+    assert_eq!(removed_at_b, vec![71, 72]);
+    assert!(h.docs.awareness("r").await.unwrap().is_empty());
+    assert_eq!(h.member_ids("r").await, vec!["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_room_whose_last_connection_is_found_gone_is_compacted() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("ghost", "r").await;
+    let alice = Client::new(1);
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "kept")))
+        .await
+        .unwrap();
+    // a leaves; its $disconnect posts nothing to the ghost (no awareness), so the ghost is found
+    // gone by the server's sync step 1 reply it is sent next.
+    h.handler.on_disconnect("a").await.unwrap();
+    h.fanout.gone.lock().unwrap().insert("ghost".into());
+    h.send("ghost", &Client::new(2).sync_step1()).await.unwrap();
+    let snapshot = h.snapshots.get("r").await.unwrap().expect("compacted");
+    let check = Client::new(9);
+    check.apply(&snapshot.snapshot.update);
+    assert_eq!(check.text(), "kept");
+    assert!(h.docs.read_log("r").await.unwrap().updates.is_empty());
+}
