@@ -109,7 +109,7 @@ pub trait ConnectionStore: Send + Sync {
     /// Removes one membership; removing a missing one is not an error.
     async fn leave(&self, scope: &Scope, connection_id: &str) -> StoreResult<()>;
     /// All unexpired members of a scope, read consistently (a member whose `join` returned is in
-    /// the list: invariant 2 depends on it).
+    /// the list: ARCHITECTURE.md invariant 2 depends on it).
     async fn members(&self, scope: &Scope) -> StoreResult<Vec<Membership>>;
     /// All unexpired memberships of one connection.
     async fn memberships_of(&self, connection_id: &str) -> StoreResult<Vec<Membership>>;
@@ -226,7 +226,7 @@ pub trait DocStore: Send + Sync {
     /// Releases the lock if `token` still holds it.
     async fn unlock(&self, room: &str, token: &LockToken) -> StoreResult<()>;
     /// Marks the room's live data as present and reports whether it was already there. A `false`
-    /// while a room has connections means the backend lost its data (invariant 6).
+    /// while a room has connections means the backend lost its data (ARCHITECTURE.md invariant 6).
     async fn ensure_epoch(&self, room: &str) -> StoreResult<bool>;
 }
 

@@ -193,7 +193,7 @@ async fn dynamodb_connection_store_conforms_without_scans() {
         "no table query seen"
     );
     for (index, consistent) in queries {
-        // Table queries (members) must be strongly consistent (invariant 2); GSIs reject it.
+        // Table queries (members) must be strongly consistent (ARCHITECTURE.md invariant 2); GSIs reject it.
         assert_eq!(
             consistent, !index,
             "Query index={index} ConsistentRead={consistent}"

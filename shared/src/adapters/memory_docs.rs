@@ -50,7 +50,7 @@ impl MemoryDocStore {
         })
     }
 
-    /// Drops every room's data, as a Redis flush or failover would (invariant 6 tests).
+    /// Drops every room's data, as a Redis flush or failover would (ARCHITECTURE.md invariant 6 tests).
     pub fn flush(&self) -> StoreResult<()> {
         self.rooms
             .lock()

@@ -1,4 +1,4 @@
-//! Compaction: merge a room's log into its snapshot, then trim the log (DESIGN.md invariant 3).
+//! Compaction: merge a room's log into its snapshot, then trim the log (ARCHITECTURE.md invariant 3).
 use super::{Handler, HandlerError, HandlerResult};
 use crate::adapters::unix_now_ms;
 use crate::doc;
@@ -91,7 +91,7 @@ impl Handler {
         }
     }
 
-    /// The room's whole state: log read first, then the snapshot, merged (invariant 3).
+    /// The room's whole state: log read first, then the snapshot, merged (ARCHITECTURE.md invariant 3).
     pub(super) async fn read_state(&self, room: &str) -> HandlerResult<Vec<u8>> {
         let log = self.ports.docs.read_log(room).await?;
         let stored = self.ports.snapshots.get(room).await?;

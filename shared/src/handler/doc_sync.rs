@@ -29,7 +29,7 @@ impl Handler {
         let bytes = transport::decode_frame(body).map_err(bad)?;
         let messages = ywebsocket::decode_messages(&bytes).map_err(bad)?;
         // Validate every update of the frame before acting on any, so a bad frame is refused
-        // whole and never partly applied (invariant 4).
+        // whole and never partly applied (ARCHITECTURE.md invariant 4).
         let mut checked = Vec::with_capacity(messages.len());
         for message in messages {
             let validated = match &message {
@@ -137,7 +137,7 @@ impl Handler {
         if !had_epoch {
             // The live store had no trace of this room. If other connections are in it, the store
             // lost its data (failover, flush): ask each of them for what the server lacks
-            // (invariant 6). For a new room this finds only the caller and does nothing.
+            // (ARCHITECTURE.md invariant 6). For a new room this finds only the caller and does nothing.
             let members = self
                 .ports
                 .connections
@@ -170,7 +170,7 @@ impl Handler {
         }
     }
 
-    /// An update from a client: append it to the log, then fan it out (invariant 1).
+    /// An update from a client: append it to the log, then fan it out (ARCHITECTURE.md invariant 1).
     async fn accept_update(
         &self,
         member: &Membership,

@@ -72,7 +72,7 @@ impl Handler {
 
     /// `$connect`. `query` holds the URL's query parameters. With `room` (or `doc`, which earlier
     /// serverless Yjs ports used) it is a y-websocket connection and joins the room now, before
-    /// it can read any state (invariant 2); without, it is a signaling connection that joins
+    /// it can read any state (ARCHITECTURE.md invariant 2); without, it is a signaling connection that joins
     /// topics as it subscribes.
     pub async fn on_connect(
         &self,

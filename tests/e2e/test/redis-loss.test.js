@@ -1,4 +1,4 @@
-// DESIGN invariant 6, end to end: when Redis loses its data mid-session (failover, FLUSHALL),
+// ARCHITECTURE.md invariant 6, end to end: when Redis loses its data mid-session (failover, FLUSHALL),
 // nothing the clients hold is lost. Runs when the suite runs on the aws backend
 // (YLAMBDA_BACKEND=aws with YLAMBDA_REDIS_URL); on the embedded backend there is no Redis to lose.
 import { test, before, after } from 'node:test'

@@ -309,7 +309,7 @@ impl ConnectionStore for DynamoConnectionStore {
     async fn members(&self, scope: &Scope) -> StoreResult<Vec<Membership>> {
         // ConsistentRead: an eventually consistent read can miss a connection that joined a
         // moment ago and already read its initial state; it would never get this update
-        // (invariant 2).
+        // (ARCHITECTURE.md invariant 2).
         let query = self
             .client
             .query()

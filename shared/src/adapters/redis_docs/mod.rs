@@ -12,7 +12,7 @@
 //! | `yl:{R}:bytes` | string | sum of the update bytes in the log (kept by `append` and `trim_log`) |
 //! | `yl:{R}:awareness` | hash | connection id -> encoded [`AwarenessEntry`] (see `wire::encode_awareness`) |
 //! | `yl:{R}:compact` | string | compaction lock token (SET NX PX) |
-//! | `yl:{R}:epoch` | string | `1` while the room's live data exists (invariant 6) |
+//! | `yl:{R}:epoch` | string | `1` while the room's live data exists (ARCHITECTURE.md invariant 6) |
 //! | `yl:{R}` | channel | every relayed message (PUBLISH) |
 //!
 //! `R` is the room name with `%`, `{` and `}` percent-escaped (the empty name is written `%`), so a
@@ -217,7 +217,7 @@ impl RedisDocStore {
 impl DocStore for RedisDocStore {
     /// One MULTI/EXEC block, sent as one pipeline (one round trip). Redis runs the block with no
     /// other client's command in between, so the update is in the log before the relay is
-    /// published (invariant 1) and the reported size is exactly the log's after this append.
+    /// published (ARCHITECTURE.md invariant 1) and the reported size is exactly the log's after this append.
     #[tracing::instrument(level = "debug", skip_all, fields(room = %room, len = update.len()))]
     async fn append(&self, room: &str, update: &[u8], relay: &[u8]) -> StoreResult<Appended> {
         let keys = RoomKeys::new(room);

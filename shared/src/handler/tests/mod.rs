@@ -23,7 +23,7 @@ use crate::protocol::ywebsocket::{self, decode_messages, Incoming};
 
 const ENDPOINT: &str = "https://test.invalid/local";
 
-/// Records every post; knows which connections are gone; checks invariant 1 by noting how long
+/// Records every post; knows which connections are gone; checks ARCHITECTURE.md invariant 1 by noting how long
 /// the room's log was at the moment of each post.
 #[derive(Default)]
 struct RecordingFanout {
