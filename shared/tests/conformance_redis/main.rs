@@ -11,13 +11,14 @@
 //! `redis_is_configured_in_ci` fails when `CI` is set, so CI cannot skip them silently.
 //! `flushall_makes_the_epoch_report_lost_data` wipes the whole server: point the URL only at a
 //! throwaway server such as the script's.
-use std::net::SocketAddr;
+mod turn_counter;
+
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 use ylambda_shared::adapters::RedisDocStore;
 use ylambda_shared::conformance::backends::{
@@ -25,6 +26,8 @@ use ylambda_shared::conformance::backends::{
 };
 use ylambda_shared::conformance::{self, unique};
 use ylambda_shared::ports::{AwarenessEntry, DocStore, LogPosition, StoreError};
+
+use turn_counter::{proxied, TurnCounter};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -530,102 +533,4 @@ async fn concurrent_awareness_puts_keep_every_client_id() {
         .flat_map(|round| (0..5).map(move |i| round * 10 + i))
         .collect();
     assert_eq!(ids, expected, "a concurrent put lost a client id");
-}
-
-/// Splits a `redis://` URL into the upstream `host:port` and the URL to rewrite for the proxy;
-/// `None` for TLS URLs (the certificate would not match the proxy's address).
-fn proxied(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("redis://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = match rest[..end].rsplit_once('@') {
-        Some((_, host)) => host,
-        None => &rest[..end],
-    };
-    let upstream = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:6379")
-    };
-    Some((upstream, url.to_string()))
-}
-
-/// A loopback TCP proxy that records what the client sends, one buffer per request/response turn
-/// (a new turn starts when the client sends after the server has answered). With pipelining, one
-/// round trip is exactly one turn.
-struct TurnCounter {
-    addr: SocketAddr,
-    turns: Arc<Mutex<Turns>>,
-}
-
-#[derive(Default)]
-struct Turns {
-    client_spoke_last: bool,
-    sent: Vec<Vec<u8>>,
-}
-
-impl TurnCounter {
-    async fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let turns = Arc::new(Mutex::new(Turns::default()));
-        let upstream = upstream.to_string();
-        let recorder = turns.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let server = TcpStream::connect(&upstream).await.unwrap();
-                let (mut client_rx, mut client_tx) = client.into_split();
-                let (mut server_rx, mut server_tx) = server.into_split();
-                let up = recorder.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0; 64 * 1024];
-                    while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
-                        {
-                            let mut t = up.lock().unwrap();
-                            if !t.client_spoke_last || t.sent.is_empty() {
-                                t.sent.push(Vec::new());
-                            }
-                            t.client_spoke_last = true;
-                            if let Some(turn) = t.sent.last_mut() {
-                                turn.extend_from_slice(&buf[..n]);
-                            }
-                        }
-                        if server_tx.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                let down = recorder.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0; 64 * 1024];
-                    while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
-                        down.lock().unwrap().client_spoke_last = false;
-                        if client_tx.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        Self { addr, turns }
-    }
-
-    /// `url` with its host and port replaced by the proxy's.
-    fn url(&self, url: &str) -> String {
-        let rest = url.strip_prefix("redis://").unwrap_or(url);
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let userinfo = authority
-            .rsplit_once('@')
-            .map(|(user, _)| format!("{user}@"))
-            .unwrap_or_default();
-        format!("redis://{userinfo}{}{tail}", self.addr)
-    }
-
-    fn turns(&self) -> usize {
-        self.turns.lock().unwrap().sent.len()
-    }
-
-    fn turns_since(&self, before: usize) -> Vec<Vec<u8>> {
-        self.turns.lock().unwrap().sent[before..].to_vec()
-    }
 }
