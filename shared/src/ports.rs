@@ -2,8 +2,11 @@
 //!
 //! Each port is a small `Send + Sync` trait with one embedded adapter (in `adapters`) and one AWS /
 //! Redis adapter. Every adapter must pass the same conformance suite (`crate::conformance`).
-use async_trait::async_trait;
 use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::protocol::pieces::Piece;
 
 /// What a connection is a member of: a y-websocket document room or a y-webrtc signaling topic.
 /// They live in different key spaces (`room#R` / `topic#T`), so a room and a topic with the same
@@ -228,6 +231,54 @@ pub trait DocStore: Send + Sync {
     /// Marks the room's live data as present and reports whether it was already there. A `false`
     /// while a room has connections means the backend lost its data (ARCHITECTURE.md invariant 6).
     async fn ensure_epoch(&self, room: &str) -> StoreResult<bool>;
+    /// Stores one piece of a connection's message that arrives in pieces (see
+    /// `protocol::pieces`), within `limits`. Pieces of one message may arrive in any order, more
+    /// than once and at once from several callers: exactly one caller gets
+    /// [`PieceOutcome::Complete`], and a piece of a message already completed is a duplicate.
+    /// Incomplete messages expire after `limits.ttl`. Messages of different connections never mix.
+    async fn put_piece(
+        &self,
+        connection_id: &str,
+        piece: &Piece<'_>,
+        limits: &PieceLimits,
+    ) -> StoreResult<PieceOutcome>;
+}
+
+/// Bounds on messages that arrive in pieces (`YLAMBDA_MAX_ASSEMBLED_BYTES` and friends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PieceLimits {
+    /// The largest assembled message text (its base64), in bytes.
+    pub max_text_bytes: usize,
+    /// The most incomplete messages one connection may have at once.
+    pub max_open_messages: usize,
+    /// How long an incomplete message, and the memory of a completed one, is kept.
+    pub ttl: std::time::Duration,
+}
+
+/// What storing a piece did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PieceOutcome {
+    /// Stored; the message waits for more pieces.
+    Waiting,
+    /// This piece was stored before, or its message was already completed: nothing to do.
+    Duplicate,
+    /// This piece completed the message: its whole text, given to this caller only.
+    Complete(String),
+    /// Refused, nothing stored; the connection is sending something wrong.
+    Refused(PieceRefusal),
+}
+
+/// Why a piece was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PieceRefusal {
+    #[error("the piece gives another piece count than its message's first piece")]
+    CountMismatch,
+    #[error("the piece overlaps one already received with other data")]
+    Overlap,
+    #[error("the assembled message would be larger than the limit")]
+    TooLarge,
+    #[error("the connection has too many incomplete messages")]
+    TooManyOpen,
 }
 
 /// A room's merged document state between sessions.

@@ -13,6 +13,11 @@ async fn memory_doc_store_conforms() {
 }
 
 #[tokio::test]
+async fn memory_piece_store_conforms() {
+    conformance::piece_store_suite(&MemoryDocStore::new()).await;
+}
+
+#[tokio::test]
 async fn fs_snapshot_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     conformance::snapshot_store_suite(&FsSnapshotStore::new(dir.path()).unwrap()).await;

@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use super::memory_pieces::MemoryPieces;
 use crate::ports::{
-    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, StoreError, StoreResult,
+    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
+    StoreError, StoreResult,
 };
+use crate::protocol::pieces::Piece;
 
 #[derive(Default)]
 pub struct MemoryDocStore {
     rooms: Mutex<HashMap<String, Room>>,
+    pieces: MemoryPieces,
 }
 
 #[derive(Default)]
@@ -169,5 +173,14 @@ impl DocStore for MemoryDocStore {
 
     async fn ensure_epoch(&self, room: &str) -> StoreResult<bool> {
         self.with_room(room, |r| Ok(std::mem::replace(&mut r.epoch, true)))
+    }
+
+    async fn put_piece(
+        &self,
+        connection_id: &str,
+        piece: &Piece<'_>,
+        limits: &PieceLimits,
+    ) -> StoreResult<PieceOutcome> {
+        self.pieces.put(connection_id, piece, limits)
     }
 }

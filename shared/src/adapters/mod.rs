@@ -6,6 +6,7 @@ mod fs_snapshots;
 mod http_fanout;
 mod memory_connections;
 mod memory_docs;
+mod memory_pieces;
 mod redis_docs;
 
 pub use fs_snapshots::FsSnapshotStore;

@@ -2,6 +2,9 @@
 //! Each suite uses names unique to the run, so suites can share a real backend.
 //! Failures panic with a message naming the broken promise (these are test helpers).
 pub mod backends;
+mod pieces;
+
+pub use pieces::piece_store_suite;
 
 use crate::ports::{
     AwarenessEntry, ConnectionStore, DocStore, LogPosition, Membership, PutOutcome, RoomMeta,

@@ -79,6 +79,15 @@ async fn redis_doc_store_conforms() {
 }
 
 #[tokio::test]
+async fn redis_piece_store_conforms() {
+    let Some(store) = store("redis_piece_store_conforms").await else {
+        return;
+    };
+    let _shared = SERVER.read().await;
+    conformance::piece_store_suite(&store).await;
+}
+
+#[tokio::test]
 async fn connect_errors_name_the_url_without_its_password() {
     // Port 1 on loopback refuses at once; no server is needed.
     let err = RedisDocStore::connect("redis://app:hunter2@127.0.0.1:1/0")

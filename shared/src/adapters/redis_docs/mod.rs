@@ -36,16 +36,21 @@ use futures::{Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
+mod pieces;
 mod wire;
 
+use pieces::{piece_outcome, PieceKeys, PIECE_SCRIPT};
 use wire::{
     decode_awareness, encode_awareness, is_unexpected_data, next_stream_id, parse_log, redact_url,
     set_nx_outcome, RoomKeys, LOG_FIELD,
 };
 
+use crate::adapters::unix_now_ms;
 use crate::ports::{
-    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, StoreError, StoreResult,
+    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
+    StoreError, StoreResult,
 };
+use crate::protocol::pieces::Piece;
 
 /// How long an awareness hash lives after its last write: longer than API Gateway's 2 h maximum
 /// connection lifetime, so only entries of connections that are certainly gone can expire.
@@ -117,6 +122,7 @@ pub struct RedisDocStore {
     trim: Script,
     awareness_cas: Script,
     unlock: Script,
+    piece: Script,
 }
 
 impl fmt::Debug for RedisDocStore {
@@ -155,6 +161,7 @@ impl RedisDocStore {
             trim: Script::new(TRIM_SCRIPT),
             awareness_cas: Script::new(AWARENESS_CAS_SCRIPT),
             unlock: Script::new(UNLOCK_SCRIPT),
+            piece: Script::new(PIECE_SCRIPT),
         })
     }
 
@@ -449,5 +456,45 @@ impl DocStore for RedisDocStore {
             Some(created) => Ok(!created),
             None => Err(self.corrupt(room, format!("unexpected SET NX reply {reply:?}"))),
         }
+    }
+
+    /// One script run: see `pieces` for the keys and the rules.
+    #[tracing::instrument(level = "debug", skip_all, fields(connection_id, index = piece.index))]
+    async fn put_piece(
+        &self,
+        connection_id: &str,
+        piece: &Piece<'_>,
+        limits: &PieceLimits,
+    ) -> StoreResult<PieceOutcome> {
+        let keys = PieceKeys::new(connection_id, piece.message_id);
+        let ttl_ms = u64::try_from(limits.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let reply: Value = self
+            .piece
+            .key(&keys.message)
+            .key(&keys.open)
+            .arg(piece.index)
+            .arg(piece.count)
+            .arg(piece.data)
+            .arg(limits.max_open_messages)
+            .arg(limits.max_text_bytes)
+            .arg(ttl_ms)
+            .arg(unix_now_ms())
+            .arg(piece.message_id)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "redis put_piece for connection {connection_id:?} at {}: {e}",
+                    self.target
+                ))
+            })?;
+        piece_outcome(&reply).map_err(|what| {
+            StoreError::Corrupt(format!(
+                "connection {connection_id:?} at {}: {what}",
+                self.target
+            ))
+        })
     }
 }
