@@ -2,6 +2,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ports::PieceLimits;
+
 /// API Gateway's limit on one WebSocket message (128 KB).
 pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// API Gateway's limit on one WebSocket frame (32 KB): a larger message must come in several
@@ -55,6 +57,15 @@ pub struct Config {
     pub connection_ttl: Duration,
     /// `YLAMBDA_FANOUT_CONCURRENCY`: how many posts one broadcast has in flight at once.
     pub fanout_concurrency: usize,
+    /// `YLAMBDA_MAX_ASSEMBLED_BYTES`: the largest client message accepted in pieces (bytes of
+    /// y-websocket message, before base64).
+    pub max_assembled_bytes: usize,
+    /// `YLAMBDA_MAX_PIECES`: the most pieces one message may come in.
+    pub max_pieces: u32,
+    /// `YLAMBDA_MAX_OPEN_MESSAGES`: the most messages one connection may have half-sent at once.
+    pub max_open_messages: usize,
+    /// `YLAMBDA_PIECE_TTL_SECS`: how long the pieces of an incomplete message are kept.
+    pub piece_ttl: Duration,
     /// `YLAMBDA_BACKEND`: `embedded` (default) or `aws`.
     pub backend: Backend,
     /// `YLAMBDA_TABLE`: the DynamoDB connections table (backend `aws`).
@@ -82,6 +93,11 @@ impl Default for Config {
             // A connection lives at most 2 h; ten more minutes covers clock skew and slow cleanup.
             connection_ttl: Duration::from_secs(7800),
             fanout_concurrency: 32,
+            max_assembled_bytes: 16 * 1024 * 1024,
+            // 16 MiB in base64 is ~683 pieces of 32 KB.
+            max_pieces: 1024,
+            max_open_messages: 4,
+            piece_ttl: Duration::from_secs(120),
             management_endpoint: None,
             backend: Backend::Embedded,
             table: None,
@@ -117,6 +133,16 @@ impl Config {
             bucket: required(&self.bucket, "YLAMBDA_BUCKET")?,
             redis_url: required(&self.redis_url, "YLAMBDA_REDIS_URL")?,
         })
+    }
+
+    /// The bounds on messages that arrive in pieces, as the doc stores apply them.
+    pub fn piece_limits(&self) -> PieceLimits {
+        PieceLimits {
+            // The assembled text is the message's base64.
+            max_text_bytes: self.max_assembled_bytes.div_ceil(3).saturating_mul(4),
+            max_open_messages: self.max_open_messages,
+            ttl: self.piece_ttl,
+        }
     }
 
     /// Reads the process environment.
@@ -199,6 +225,22 @@ impl Config {
             "YLAMBDA_FANOUT_CONCURRENCY",
             config.fanout_concurrency as u64,
         )? as usize;
+        config.max_assembled_bytes = number(
+            "YLAMBDA_MAX_ASSEMBLED_BYTES",
+            config.max_assembled_bytes as u64,
+        )? as usize;
+        config.max_pieces = u32::try_from(number("YLAMBDA_MAX_PIECES", config.max_pieces.into())?)
+            .map_err(|_| ConfigError::Invalid {
+                name: "YLAMBDA_MAX_PIECES",
+                value: lookup("YLAMBDA_MAX_PIECES").unwrap_or_default(),
+                reason: "must fit in 32 bits".into(),
+            })?;
+        config.max_open_messages =
+            number("YLAMBDA_MAX_OPEN_MESSAGES", config.max_open_messages as u64)? as usize;
+        config.piece_ttl = Duration::from_secs(number(
+            "YLAMBDA_PIECE_TTL_SECS",
+            config.piece_ttl.as_secs(),
+        )?);
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 name: "YLAMBDA_MAX_MESSAGE_BYTES",

@@ -55,19 +55,25 @@ impl MemoryPieces {
             .values()
             .filter(|m| matches!(m, Message::Open { .. }))
             .count();
-        let message = match messages.get_mut(piece.message_id) {
-            Some(message) => message,
-            None if open >= limits.max_open_messages => {
+        let Some(message) = messages.get_mut(piece.message_id) else {
+            // A new message: checked before anything is stored, so a refusal leaves no trace.
+            if open >= limits.max_open_messages {
                 return Ok(PieceOutcome::Refused(PieceRefusal::TooManyOpen));
             }
-            None => messages
-                .entry(piece.message_id.to_string())
-                .or_insert(Message::Open {
+            if piece.data.len() > limits.max_text_bytes {
+                return Ok(PieceOutcome::Refused(PieceRefusal::TooLarge));
+            }
+            messages.insert(
+                piece.message_id.to_string(),
+                Message::Open {
                     count: piece.count,
-                    pieces: BTreeMap::new(),
-                    bytes: 0,
+                    pieces: BTreeMap::from([(piece.index, piece.data.to_string())]),
+                    bytes: piece.data.len(),
                     expires: now + limits.ttl,
-                }),
+                },
+            );
+            // A message in pieces has at least two (`parse_piece` checks it).
+            return Ok(PieceOutcome::Waiting);
         };
         let Message::Open {
             count,

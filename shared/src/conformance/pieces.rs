@@ -93,8 +93,13 @@ pub async fn piece_store_suite(store: &dyn DocStore) {
         "exactly the limit is accepted"
     );
 
-    // Incomplete messages per connection are bounded; completing one frees its place.
+    // Incomplete messages per connection are bounded; completing one frees its place, and a
+    // refused first piece takes none.
     let flood = unique("conn-flood");
+    assert_eq!(
+        put(store, &flood, piece("f0", 0, 2, &"Q".repeat(1025))).await,
+        PieceOutcome::Refused(PieceRefusal::TooLarge)
+    );
     for id in ["f1", "f2", "f3"] {
         assert_eq!(
             put(store, &flood, piece(id, 0, 2, "AA")).await,

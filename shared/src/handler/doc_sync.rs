@@ -187,12 +187,18 @@ impl Handler {
         // reconnects, so a transient failure reading the room is retried.
         let connections = &self.ports.connections;
         let members = retry_store("room members", || connections.members(&member.scope)).await?;
-        self.broadcast_update(
-            &members,
-            &transport::encode_frame(&relay),
-            Some(&member.connection_id),
-        )
-        .await?;
+        let frame = transport::encode_frame(&relay);
+        if frame.len() <= self.config.max_message_bytes {
+            self.broadcast_update(&members, &frame, Some(&member.connection_id))
+                .await?;
+        } else {
+            // Larger than one message (it came in pieces): relayed as several valid updates.
+            for piece in self.cut_to_fit(room, update) {
+                let frame = transport::encode_frame(&ywebsocket::encode_update(&piece));
+                self.broadcast_update(&members, &frame, Some(&member.connection_id))
+                    .await?;
+            }
+        }
         if appended.entries > self.config.compact_log_entries
             || appended.bytes > self.config.compact_log_bytes
         {

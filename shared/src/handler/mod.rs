@@ -4,6 +4,7 @@ mod compaction;
 mod delivery;
 mod departure;
 mod doc_sync;
+mod pieces;
 mod retry;
 mod room_cache;
 mod signaling;
@@ -17,6 +18,7 @@ use crate::ports::{
     ConnectionStore, DocStore, Fanout, Membership, Scope, SnapshotStore, StoreError,
 };
 use crate::protocol::is_signaling_frame;
+use crate::protocol::pieces::is_piece_frame;
 
 pub use compaction::Compaction;
 
@@ -112,6 +114,8 @@ impl Handler {
     ) -> HandlerResult<()> {
         let result = if is_signaling_frame(body) {
             self.on_signaling(connection_id, endpoint, body).await
+        } else if is_piece_frame(body) {
+            self.on_piece(connection_id, endpoint, body).await
         } else {
             self.on_doc_frame(connection_id, endpoint, body).await
         };

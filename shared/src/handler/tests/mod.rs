@@ -4,6 +4,7 @@ mod awareness;
 mod compaction;
 mod delivery;
 mod doc_sync;
+mod pieces;
 mod signaling;
 
 use std::collections::{HashMap, HashSet};
