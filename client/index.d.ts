@@ -11,6 +11,15 @@ export interface YlambdaWebSocketOptions {
    * Gateway's frame limit; a message may be up to 128 KB). 0 disables fragmentation.
    */
   maxFrameBytes?: number
+  /** The longest message sent as one message. Default 131072 (API Gateway's limit). */
+  maxMessageBytes?: number
+  /**
+   * A message that cannot go out as one message (over `maxMessageBytes`, or over this on a
+   * socket that sends each message as one frame: browsers, Node's built-in WebSocket) is sent as
+   * numbered pieces of at most this many bytes, which the server reassembles. Default 32768.
+   * 0 turns pieces off.
+   */
+  pieceBytes?: number
 }
 
 /** A WebSocket-compatible class for y-websocket's `WebSocketPolyfill` option. */
@@ -57,5 +66,7 @@ export default ylambdaWebSocket
 export function toYlambdaUrl (url: string | URL): string
 /** Standard, padded base64. */
 export function encodeBase64 (bytes: Uint8Array): string
+/** The piece frames (`~1:{id}:{index}:{count}:{data}`) of one long ASCII message text. */
+export function splitIntoPieces (text: string, id: string, pieceBytes: number): string[]
 /** Decodes base64 (padding optional); throws SyntaxError on non-base64 text. */
 export function decodeBase64 (text: string): Uint8Array

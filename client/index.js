@@ -20,6 +20,51 @@ const CLOSED = 3
 
 /** API Gateway's WebSocket frame size limit. */
 const DEFAULT_MAX_FRAME_BYTES = 32 * 1024
+/** API Gateway's WebSocket message size limit. */
+const DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024
+
+/**
+ * Cuts the text of one message into pieces that each fit a frame of `pieceBytes`: text frames
+ * `~1:{id}:{index}:{count}:{data}`, where the `data` in index order make the whole text. The
+ * format (version 1) is the server's (`shared/src/protocol/pieces.rs`); `~` starts neither a
+ * base64 frame nor y-webrtc's JSON. Every header is sized for the last (longest) index.
+ *
+ * @param {string} text ASCII text (base64), longer than `pieceBytes`
+ * @param {string} id 1 to 32 ASCII letters and digits
+ * @param {number} pieceBytes
+ * @return {string[]}
+ */
+export const splitIntoPieces = (text, id, pieceBytes) => {
+  const headerLength = (/** @type {number} */ count) => `~1:${id}:${count - 1}:${count}:`.length
+  let guess = 2
+  let count
+  let perPiece
+  for (;;) {
+    perPiece = pieceBytes - headerLength(guess)
+    if (perPiece <= 0) throw new RangeError('ylambda-client: pieceBytes is too small for a piece header')
+    count = Math.ceil(text.length / perPiece)
+    if (count <= guess) break
+    guess = count
+  }
+  const pieces = []
+  for (let index = 0; index < count; index++) {
+    pieces.push(`~1:${id}:${index}:${count}:${text.slice(index * perPiece, (index + 1) * perPiece)}`)
+  }
+  return pieces
+}
+
+const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+
+/** A random message id: 16 letters and digits. */
+const messageId = () => {
+  const bytes = new Uint8Array(16)
+  if (globalThis.crypto && typeof globalThis.crypto.getRandomValues === 'function') {
+    globalThis.crypto.getRandomValues(bytes)
+  } else {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256)
+  }
+  return Array.from(bytes, (b) => ID_ALPHABET[b % ID_ALPHABET.length]).join('')
+}
 
 /**
  * Whether `socket` lets the sender choose message fragmentation: the `ws` package's
@@ -165,11 +210,20 @@ const callSafely = (fn, thisArg, event) => {
  *   (the `ws` package), a message longer than this goes out as several WebSocket frames of at
  *   most this size. Default 32768: API Gateway closes a connection on any frame over 32 KB (a
  *   message may be up to 128 KB, in several frames). 0 disables fragmentation.
+ * @param {number} [options.maxMessageBytes] The longest message sent as one message (default
+ *   131072, API Gateway's limit). With `ws`, messages up to this go out fragmented.
+ * @param {number} [options.pieceBytes] A message that cannot go out as one message (longer than
+ *   `maxMessageBytes`, or longer than `pieceBytes` on a socket that sends each message as one
+ *   frame: browsers, Node's built-in WebSocket) is sent as numbered pieces of at most this many
+ *   bytes each, which the server reassembles. Default 32768 (API Gateway's frame limit). 0 turns
+ *   pieces off.
  * @return {typeof WebSocket} a class constructed as `new (url, protocols?)`
  */
 export const ylambdaWebSocket = (options = {}) => {
   const Impl = options.WebSocket
   const maxFrameBytes = options.maxFrameBytes === undefined ? DEFAULT_MAX_FRAME_BYTES : options.maxFrameBytes
+  const maxMessageBytes = options.maxMessageBytes === undefined ? DEFAULT_MAX_MESSAGE_BYTES : options.maxMessageBytes
+  const pieceBytes = options.pieceBytes === undefined ? DEFAULT_MAX_FRAME_BYTES : options.pieceBytes
 
   class YlambdaWebSocket {
     /**
@@ -287,19 +341,26 @@ export const ylambdaWebSocket = (options = {}) => {
     }
 
     /**
-     * Sends one text message, in several frames when it is longer than `maxFrameBytes` and the
-     * underlying socket can fragment (base64 is ASCII: characters are bytes).
+     * Sends one text message: as it is when it fits a frame; in several frames when it is longer
+     * than `maxFrameBytes`, fits `maxMessageBytes` and the underlying socket can fragment; else,
+     * if it is ASCII (base64), as pieces of at most `pieceBytes` (characters are bytes).
      *
      * @param {string} text
      * @param {boolean} ascii
      */
     _sendText (text, ascii) {
       const raw = this.rawSocket
-      if (ascii && maxFrameBytes > 0 && text.length > maxFrameBytes && canFragment(raw) && raw.readyState === OPEN) {
+      const fragmentable = ascii && maxFrameBytes > 0 && canFragment(raw) && raw.readyState === OPEN
+      if (fragmentable && text.length > maxFrameBytes && text.length <= maxMessageBytes) {
         for (let i = 0; i < text.length; i += maxFrameBytes) {
           const fin = i + maxFrameBytes >= text.length
           raw.send(text.slice(i, i + maxFrameBytes), { binary: false, fin })
         }
+        return
+      }
+      const oneFrame = fragmentable ? maxMessageBytes : pieceBytes
+      if (ascii && pieceBytes > 0 && text.length > oneFrame && raw.readyState === OPEN) {
+        for (const piece of splitIntoPieces(text, messageId(), pieceBytes)) raw.send(piece)
         return
       }
       raw.send(text)

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { ylambdaWebSocket, toYlambdaUrl, encodeBase64, decodeBase64 } from '../index.js'
+import { ylambdaWebSocket, toYlambdaUrl, encodeBase64, decodeBase64, splitIntoPieces } from '../index.js'
 
 /** A stand-in for `ws` / a browser WebSocket that records what the adapter does. */
 class FakeWebSocket {
@@ -212,20 +212,67 @@ describe('YlambdaWebSocket', () => {
     socket.rawSocket.sent.length = 0
     socket.send('ééééééééééééééé')
     assert.deepEqual(socket.rawSocket.sent, ['ééééééééééééééé'])
+    // without fragmentation a long message goes out as pieces; without pieces too, whole
     const Off = ylambdaWebSocket({ WebSocket: FakeNodeWebSocket, maxFrameBytes: 0 })
     const off = new Off('ws://127.0.0.1:1/r', [])
     off.rawSocket.readyState = 1
     off.send(new Uint8Array(60000))
-    assert.equal(off.rawSocket.sent.length, 1)
-    assert.equal(typeof off.rawSocket.sent[0], 'string')
+    assert.equal(off.rawSocket.sent.length, 3)
+    assert.ok(off.rawSocket.sent.every((p) => typeof p === 'string' && p.startsWith('~1:')))
+    const None = ylambdaWebSocket({ WebSocket: FakeNodeWebSocket, maxFrameBytes: 0, pieceBytes: 0 })
+    const none = new None('ws://127.0.0.1:1/r', [])
+    none.rawSocket.readyState = 1
+    none.send(new Uint8Array(60000))
+    assert.equal(none.rawSocket.sent.length, 1)
+    assert.equal(typeof none.rawSocket.sent[0], 'string')
   })
 
-  test('a browser-like socket (send(data) only) always gets whole messages', () => {
+  test('a browser-like socket (send(data) only) gets a long message as pieces that each fit a frame', () => {
     const { socket, raw } = make()
     raw.readyState = 1
+    const bytes = new Uint8Array(randomBytes(60000)) // 80000 base64 chars
+    socket.send(bytes)
+    assert.equal(raw.sent.length, 3)
+    const parsed = raw.sent.map((p) => {
+      assert.ok(p.length <= 32768, `${p.length} chars`)
+      const m = /^~1:([A-Za-z0-9]{1,32}):(\d+):(\d+):(.+)$/s.exec(p)
+      assert.ok(m, p.slice(0, 40))
+      return { id: m[1], index: Number(m[2]), count: Number(m[3]), data: m[4] }
+    })
+    assert.ok(parsed.every((p) => p.id === parsed[0].id && p.count === 3))
+    assert.deepEqual(parsed.map((p) => p.index), [0, 1, 2])
+    assert.equal(parsed.map((p) => p.data).join(''), Buffer.from(bytes).toString('base64'))
+    // the next long message has another id; a message that fits a frame is sent as it is
     socket.send(new Uint8Array(60000))
-    assert.equal(raw.sent.length, 1)
-    assert.equal(raw.sent[0].length, 80000)
+    assert.notEqual(raw.sent[3].split(':')[1], parsed[0].id)
+    raw.sent.length = 0
+    socket.send(new Uint8Array(24576))
+    assert.deepEqual(raw.sent.map((p) => p.length), [32768])
+    assert.ok(!raw.sent[0].startsWith('~'))
+  })
+
+  test('with `ws` underneath, a message over 128 KB goes out as pieces, each one frame', () => {
+    const WS = ylambdaWebSocket({ WebSocket: FakeNodeWebSocket })
+    const socket = new WS('ws://127.0.0.1:1/r', [])
+    socket.rawSocket.readyState = 1
+    const bytes = new Uint8Array(randomBytes(200000))
+    socket.send(bytes)
+    const sent = socket.rawSocket.sent
+    assert.ok(sent.length >= 9, `${sent.length} pieces`)
+    assert.ok(sent.every((p) => typeof p === 'string' && p.startsWith('~1:') && p.length <= 32768))
+    const data = sent.map((p) => p.split(':').slice(4).join(':')).join('')
+    assert.equal(data, Buffer.from(bytes).toString('base64'))
+  })
+
+  test('splitIntoPieces sizes every header for the last index', () => {
+    const text = 'A'.repeat(10000)
+    for (const budget of [20, 64, 1000]) {
+      const pieces = splitIntoPieces(text, 'id1', budget)
+      assert.ok(pieces.every((p) => p.length <= budget), `${budget}`)
+      assert.equal(pieces.map((p) => p.split(':')[4]).join(''), text)
+      assert.ok(pieces.every((p) => p.split(':')[3] === String(pieces.length)))
+    }
+    assert.throws(() => splitIntoPieces(text, 'id1', 8), RangeError)
   })
 
   test('incoming base64 text is delivered to onmessage as an ArrayBuffer', () => {

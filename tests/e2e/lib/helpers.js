@@ -193,11 +193,17 @@ export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 300
  * @param {boolean} [opts.connect]
  * @param {any} [opts.user] local awareness field `user`
  * @param {number} [opts.maxBackoffTime]
+ * @param {'ws' | 'builtin'} [opts.socket] the WebSocket under the adapter: the `ws` package (it
+ *   fragments long messages), or Node's built-in one (`node --experimental-websocket` on Node 20),
+ *   which, like a browser, sends every message as one frame
  * @return {Client}
  */
-export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), connect = true, user, maxBackoffTime = 1000 } = {}) => {
+export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), connect = true, user, maxBackoffTime = 1000, socket = 'ws' } = {}) => {
   const connections = { count: 0, sockets: /** @type {any[]} */ ([]) }
-  const Base = ylambdaWebSocket({ WebSocket })
+  if (socket === 'builtin' && typeof globalThis.WebSocket !== 'function') {
+    throw new Error('no built-in WebSocket: run node with --experimental-websocket (Node 20)')
+  }
+  const Base = ylambdaWebSocket({ WebSocket: socket === 'builtin' ? globalThis.WebSocket : WebSocket })
   class CountingSocket extends Base {
     constructor (...args) {
       super(...args)
