@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# y-webrtc in real browsers: two headless Chromium contexts become WebRTC peers through
-# `ylambda dev` signaling, on the embedded backend and on DynamoDB + Redis + S3 (moto,
-# redis-server). Needs root (apt for Chromium, and a network namespace).
+# Real browsers against `ylambda dev`: two headless Chromium contexts become WebRTC peers
+# through its y-webrtc signaling, and y-websocket pages send and receive documents far larger
+# than API Gateway's 32 KB frame (in pieces), on the embedded backend and on DynamoDB + Redis + S3
+# (moto, redis-server), the documents also through the real Lambda binaries. Needs root (apt for
+# Chromium, and a network namespace).
 #
 # The browsers and every server they talk to run inside a network namespace made here, with
 # loopback and a veth pair of its own and no route out: WebRTC needs a non-loopback interface
@@ -18,7 +20,7 @@ YLAMBDA_VENV="$PWD/.ci-work/venv" YLAMBDA_STATE_DIR=.ci-work/venv-check \
   bash scripts/local-aws.sh start >/dev/null
 YLAMBDA_STATE_DIR=.ci-work/venv-check bash scripts/local-aws.sh stop
 
-unshare --net env YLAMBDA_BIN="$bin" bash -euo pipefail -c '
+unshare --net env YLAMBDA_BIN="$bin" LAMBDAS_DIR="$(dirname "$bin")" bash -euo pipefail -c '
   ip link set lo up
   ip link add ylb0 type veth peer name ylb1
   ip addr add 10.203.0.1/24 dev ylb0
@@ -41,4 +43,8 @@ unshare --net env YLAMBDA_BIN="$bin" bash -euo pipefail -c '
   eval "$(bash scripts/local-aws.sh start)"
   eval "$(bash scripts/local-redis.sh start)"
   (cd tests/browser && YLAMBDA_BACKEND=aws npm test)
+
+  echo "==> browsers, documents in pieces through the real Lambda binaries (aws backend, 4 processes per function)"
+  (cd tests/browser && YLAMBDA_BACKEND=aws YLAMBDA_LAMBDAS_DIR="$LAMBDAS_DIR" YLAMBDA_LAMBDA_CONCURRENCY=4 \
+    node --experimental-websocket --test --test-concurrency=1 --test-timeout=240000 test/pieces.test.js)
 '

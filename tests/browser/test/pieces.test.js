@@ -1,0 +1,123 @@
+// Documents larger than one frame, from real browsers: Chromium's WebSocket sends every message
+// as one frame and API Gateway (and `ylambda dev`, which enforces the same 32 KB frame limit)
+// closes a connection on a frame over 32 KB, so the ylambda-client adapter sends such messages
+// as numbered pieces that the server reassembles. A page pastes 1 MB; a page connects with 5 MB
+// it built offline; a second page and a fresh Node client receive everything, and nobody is
+// disconnected. Runs on the backend named by $YLAMBDA_BACKEND, through the real Lambda binaries
+// when $YLAMBDA_LAMBDAS_DIR is set (scripts/browser-tests.sh runs all three).
+import { test, before, after, afterEach } from 'node:test'
+import assert from 'node:assert/strict'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { ylambdaWebSocket } from 'ylambda-client'
+import { startServer, launchBrowser, waitFor, serverProblems } from '../lib/harness.js'
+import { startPageServer } from '../lib/page-server.js'
+
+const backend = process.env.YLAMBDA_BACKEND || 'embedded'
+const SYNC_MS = 120000
+
+let browser
+let web
+let server
+const contexts = new Set()
+const nodeClients = new Set()
+
+before(async () => {
+  web = await startPageServer()
+  browser = await launchBrowser()
+  server = await startServer({ env: { YLAMBDA_BACKEND: backend } })
+})
+
+afterEach(async () => {
+  for (const c of nodeClients) c.destroy()
+  nodeClients.clear()
+  await Promise.all([...contexts].map((c) => c.close().catch(() => {})))
+  contexts.clear()
+})
+
+after(async () => {
+  try { if (browser) await browser.close() } catch {}
+  try { if (web) await web.close() } catch {}
+  if (server) {
+    const problems = serverProblems(server)
+    if (problems.length) process.stderr.write(`ylambda dev logged warnings/errors:\n${problems.join('\n')}\n`)
+    await server.stop()
+  }
+})
+
+let roomCounter = 0
+const roomName = (prefix) =>
+  `${prefix}-${backend}-${process.pid}-${++roomCounter}-${Math.random().toString(36).slice(2, 8)}`
+
+/** A y-websocket page in a browser context of its own; `call(fn, ...args)` runs window.ylambdaDocs[fn]. */
+const openDocsPage = async (name) => {
+  const context = await browser.newContext()
+  contexts.add(context)
+  const page = await context.newPage()
+  const logs = []
+  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`))
+  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`))
+  await page.goto(`${web.url}docs`)
+  const call = (fn, ...args) => page.evaluate(([fn, args]) => window.ylambdaDocs[fn](...args), [fn, args])
+  return { name, call, logs }
+}
+
+const connectPage = async (p, room) => {
+  await p.call('connect', { server: server.url, room })
+  await waitFor(() => p.call('synced'), SYNC_MS, async () =>
+    `${p.name} synced (connections: ${JSON.stringify(await p.call('connections'))}; logs: ${p.logs.slice(-5).join(' | ')})`)
+}
+
+/** A Node y-websocket client over Node's built-in WebSocket (also one frame per message). */
+const nodeClient = (room) => {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(server.url, room, doc, {
+    WebSocketPolyfill: /** @type {any} */ (ylambdaWebSocket({ WebSocket: globalThis.WebSocket })),
+    disableBc: true
+  })
+  const client = { doc, text: doc.getText('text'), destroy () { provider.destroy(); doc.destroy() } }
+  nodeClients.add(client)
+  return client
+}
+
+const assertNeverDisconnected = async (p) => {
+  const c = await p.call('connections')
+  assert.equal(c.sockets, 1, `${p.name} opened one connection only: ${JSON.stringify(c)}`)
+  assert.deepEqual(c.closes, [], `${p.name} was never disconnected`)
+}
+
+test('a page pastes 1 MB of mixed text: a second page and a fresh Node client get it all', async (t) => {
+  const room = roomName('browser-paste')
+  const a = await openDocsPage('a')
+  const b = await openDocsPage('b')
+  await connectPage(a, room)
+  await connectPage(b, room)
+  const chars = 1024 * 1024
+  t.diagnostic(`paste update: ${await a.call('paste', chars)} bytes`)
+  const expected = await a.call('expected', chars)
+  await waitFor(async () => (await b.call('length')) === chars, SYNC_MS,
+    async () => `b has the paste (b has ${await b.call('length')} chars)`)
+  assert.equal(await b.call('digest'), expected)
+  const fresh = nodeClient(room)
+  await waitFor(() => fresh.text.length === chars, SYNC_MS, () => `the Node client has ${fresh.text.length} of ${chars} chars`)
+  await assertNeverDisconnected(a)
+  await assertNeverDisconnected(b)
+})
+
+test('a page with a 5 MB document built offline connects and syncs: a second page and a fresh Node client get it all', async (t) => {
+  const room = roomName('browser-offline')
+  const writer = await openDocsPage('writer')
+  const chars = 5 * 1024 * 1024
+  t.diagnostic(`offline state: ${await writer.call('buildOffline', chars)} bytes`)
+  await connectPage(writer, room)
+  const expected = await writer.call('digest')
+  const reader = await openDocsPage('reader')
+  await connectPage(reader, room)
+  await waitFor(async () => (await reader.call('length')) === chars, SYNC_MS,
+    async () => `the second page has ${await reader.call('length')} of ${chars} chars`)
+  assert.equal(await reader.call('digest'), expected)
+  const fresh = nodeClient(room)
+  await waitFor(() => fresh.text.length === chars, SYNC_MS, () => `the Node client has ${fresh.text.length} of ${chars} chars`)
+  await assertNeverDisconnected(writer)
+  await assertNeverDisconnected(reader)
+})
