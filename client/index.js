@@ -201,6 +201,56 @@ const callSafely = (fn, thisArg, event) => {
 }
 
 /**
+ * The reason of a y-protocols permission-denied message (`[2, 0, varString reason]`), or null.
+ * The server sends one, then closes the connection, when it refuses a message for good (one
+ * larger than it accepts, or malformed pieces).
+ *
+ * @param {Uint8Array} bytes
+ * @return {string | null}
+ */
+const permissionDenied = (bytes) => {
+  if (bytes.length < 3 || bytes[0] !== 2 || bytes[1] !== 0) return null
+  let len = 0
+  let shift = 0
+  let i = 2
+  for (; i < bytes.length && i < 7; i++) {
+    len += (bytes[i] & 0x7f) * 2 ** shift
+    shift += 7
+    if (bytes[i] < 0x80) break
+  }
+  const start = i + 1
+  if (start + len > bytes.length) return null
+  return new TextDecoder().decode(bytes.subarray(start, start + len))
+}
+
+/** First wait after a refusal, and the longest: each refusal in a row doubles the wait. */
+const REFUSAL_BACKOFF_MIN_MS = 2000
+const REFUSAL_BACKOFF_MAX_MS = 60000
+/** URL -> refusals in a row and until when the next connection waits. */
+const refusals = new Map()
+
+/** @param {string} url */
+const backoffLeft = (url) => {
+  const entry = refusals.get(url)
+  return entry ? Math.max(0, entry.until - Date.now()) : 0
+}
+
+/**
+ * @param {string} url
+ * @param {string | null} refusal
+ * @param {boolean} opened
+ */
+const noteClose = (url, refusal, opened) => {
+  if (refusal !== null) {
+    const failures = (refusals.get(url) || { failures: 0 }).failures + 1
+    const wait = Math.min(REFUSAL_BACKOFF_MAX_MS, REFUSAL_BACKOFF_MIN_MS * 2 ** (failures - 1))
+    refusals.set(url, { failures, until: Date.now() + wait })
+  } else if (opened) {
+    refusals.delete(url)
+  }
+}
+
+/**
  * Creates a WebSocket-compatible class to pass as y-websocket's `WebSocketPolyfill`.
  *
  * @param {object} [options]
@@ -250,18 +300,37 @@ export const ylambdaWebSocket = (options = {}) => {
         if (protocols === undefined) args.push(undefined)
         args.push(implOptions)
       }
-      /** The underlying socket (a browser WebSocket or a `ws` instance). */
-      this.rawSocket = new WS(...args)
+      this._args = args
+      /** Why the server refused this connection's message (its permission-denied reason). */
+      this._refusal = null
+      this._opened = false
+      /** The underlying socket (a browser WebSocket or a `ws` instance); null while backing off. */
+      this.rawSocket = null
+      this._timer = null
+      this._closedBeforeConnecting = false
+      const wait = backoffLeft(this._url)
+      if (wait > 0) {
+        this._timer = setTimeout(() => { this._timer = null; this._connect(WS) }, wait)
+      } else {
+        this._connect(WS)
+      }
+    }
+
+    /** @param {any} WS */
+    _connect (WS) {
+      this.rawSocket = new WS(...this._args)
       this.rawSocket.binaryType = 'arraybuffer'
       const raw = this.rawSocket
       raw.addEventListener('open', () => {
+        this._opened = true
         this._dispatch({ type: 'open' })
       })
       raw.addEventListener('close', (/** @type {any} */ e) => {
+        noteClose(this._url, this._refusal, this._opened)
         this._dispatch({
           type: 'close',
           code: e.code,
-          reason: e.reason,
+          reason: e.reason || (this._refusal ? this._refusal : ''),
           wasClean: e.wasClean
         })
       })
@@ -291,6 +360,13 @@ export const ylambdaWebSocket = (options = {}) => {
           this._dispatch({ type: 'message', data })
           return
         }
+      }
+      const refusal = permissionDenied(bytes)
+      if (refusal !== null) {
+        // The server will close this connection: say why, and back off before the next one
+        // (y-websocket would otherwise reconnect at once and send the same message again).
+        this._refusal = refusal
+        this._dispatch({ type: 'error', message: refusal, refused: true })
       }
       this._dispatch({ type: 'message', data: this._wrap(bytes) })
     }
@@ -350,6 +426,7 @@ export const ylambdaWebSocket = (options = {}) => {
      */
     _sendText (text, ascii) {
       const raw = this.rawSocket
+      if (raw === null) throw new Error('ylambda-client: send() before the connection opened (InvalidStateError)')
       const fragmentable = ascii && maxFrameBytes > 0 && canFragment(raw) && raw.readyState === OPEN
       if (fragmentable && text.length > maxFrameBytes && text.length <= maxMessageBytes) {
         for (let i = 0; i < text.length; i += maxFrameBytes) {
@@ -371,6 +448,16 @@ export const ylambdaWebSocket = (options = {}) => {
      * @param {string} [reason]
      */
     close (code, reason) {
+      if (this.rawSocket === null) {
+        // still backing off: nothing to close but the wait
+        if (this._timer !== null) clearTimeout(this._timer)
+        this._timer = null
+        if (!this._closedBeforeConnecting) {
+          this._closedBeforeConnecting = true
+          queueMicrotask(() => this._dispatch({ type: 'close', code: code || 1000, reason: reason || '', wasClean: true }))
+        }
+        return
+      }
       if (code === undefined) this.rawSocket.close()
       else if (reason === undefined) this.rawSocket.close(code)
       else this.rawSocket.close(code, reason)
@@ -420,10 +507,14 @@ export const ylambdaWebSocket = (options = {}) => {
       if (t === 'arraybuffer' || t === 'blob' || t === 'nodebuffer') this._binaryType = t
     }
 
-    get readyState () { return this.rawSocket.readyState }
-    get bufferedAmount () { return this.rawSocket.bufferedAmount || 0 }
-    get protocol () { return this.rawSocket.protocol || '' }
-    get extensions () { return this.rawSocket.extensions || '' }
+    get readyState () {
+      if (this.rawSocket === null) return this._closedBeforeConnecting ? CLOSED : CONNECTING
+      return this.rawSocket.readyState
+    }
+
+    get bufferedAmount () { return (this.rawSocket && this.rawSocket.bufferedAmount) || 0 }
+    get protocol () { return (this.rawSocket && this.rawSocket.protocol) || '' }
+    get extensions () { return (this.rawSocket && this.rawSocket.extensions) || '' }
     /** The rewritten URL actually connected to (`…/{stage}?room=…`). */
     get url () { return this._url }
   }

@@ -402,3 +402,77 @@ describe('YlambdaWebSocket', () => {
     }
   })
 })
+
+describe('refusals', () => {
+  /** y-protocols permission-denied: [messageAuth, permissionDenied, varString reason]. */
+  const denied = (reason) => {
+    const text = new TextEncoder().encode(reason)
+    return Buffer.from([2, 0, text.length, ...text]).toString('base64')
+  }
+
+  test('a permission-denied message is an error event, and the next connection to that URL waits, longer each time', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+    const WS = ylambdaWebSocket({ WebSocket: FakeWebSocket })
+    const url = 'wss://h.example/prod/refused-room'
+    const first = new WS(url)
+    const errors = []
+    const messages = []
+    first.onerror = (e) => errors.push(e)
+    first.onmessage = (e) => messages.push(e.data)
+    first.rawSocket.emit('open')
+    first.rawSocket.emit('message', { data: denied('ylambda: message refused: too large') })
+    assert.equal(errors.length, 1)
+    assert.equal(errors[0].refused, true)
+    assert.equal(errors[0].message, 'ylambda: message refused: too large')
+    assert.equal(messages.length, 1, 'y-websocket still gets the message (it logs it)')
+    const closes = []
+    first.onclose = (e) => closes.push(e)
+    first.rawSocket.emit('close', { code: 1008, reason: '', wasClean: true })
+    assert.equal(closes[0].reason, 'ylambda: message refused: too large')
+
+    // y-websocket reconnects at once: the adapter holds the new socket back for 2 s
+    const before = FakeWebSocket.instances.length
+    const second = new WS(url)
+    assert.equal(second.rawSocket, null)
+    assert.equal(second.readyState, WS.CONNECTING)
+    assert.equal(FakeWebSocket.instances.length, before)
+    t.mock.timers.tick(1999)
+    assert.equal(second.rawSocket, null)
+    t.mock.timers.tick(1)
+    assert.ok(second.rawSocket instanceof FakeWebSocket)
+    // refused again: 4 s
+    second.rawSocket.emit('open')
+    second.rawSocket.emit('message', { data: denied('again') })
+    second.rawSocket.emit('close', { code: 1008, reason: '', wasClean: true })
+    const third = new WS(url)
+    t.mock.timers.tick(3999)
+    assert.equal(third.rawSocket, null)
+    t.mock.timers.tick(1)
+    assert.ok(third.rawSocket)
+    // a connection that ends without a refusal resets the backoff; other URLs never waited
+    third.rawSocket.emit('open')
+    third.rawSocket.emit('close', { code: 1006, reason: '', wasClean: false })
+    assert.ok(new WS(url).rawSocket)
+    assert.ok(new WS('wss://h.example/prod/other-room').rawSocket)
+  })
+
+  test('closing a socket that is still waiting ends the wait and reports a close', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+    const WS = ylambdaWebSocket({ WebSocket: FakeWebSocket })
+    const url = 'wss://h.example/prod/refused-then-closed'
+    const first = new WS(url)
+    first.rawSocket.emit('open')
+    first.rawSocket.emit('message', { data: denied('no') })
+    first.rawSocket.emit('close', { code: 1008, reason: '', wasClean: true })
+    const waiting = new WS(url)
+    const closes = []
+    waiting.onclose = (e) => closes.push(e)
+    waiting.close()
+    await Promise.resolve()
+    assert.equal(closes.length, 1)
+    assert.equal(waiting.readyState, WS.CLOSED)
+    assert.throws(() => waiting.send(new Uint8Array(1)))
+    t.mock.timers.tick(60000)
+    assert.equal(waiting.rawSocket, null, 'never connected')
+  })
+})

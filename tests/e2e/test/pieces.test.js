@@ -69,3 +69,25 @@ test('malformed or forged pieces close the connection; a flood of unfinished mes
   assert.equal(watcher.text.toString(), '', 'nothing was applied')
   assert.equal(watcher.connections.count, 1)
 })
+
+test('a message over the server limit is refused with a reason, and the client backs off instead of looping', async (t) => {
+  const small = await startServer({ env: { YLAMBDA_MAX_ASSEMBLED_BYTES: '100000' } })
+  const room = roomName('over-limit')
+  const a = makeClient(small, room, { socket: 'builtin', maxBackoffTime: 100 })
+  const refusals = []
+  a.provider.on('connection-error', (event) => { if (event && event.refused) refusals.push(event.message) })
+  await synced(a)
+  const b = await syncedClient(small, room)
+  a.text.insert(0, mixedText(300 * 1024))
+  await waitFor(() => refusals.length > 0, 10000, 'the client heard why its message was refused')
+  t.diagnostic(refusals[0])
+  assert.match(refusals[0], /YLAMBDA_MAX_ASSEMBLED_BYTES/)
+  // y-websocket alone would reconnect every 100 ms here (~70 times in 7 s) and resend the same
+  // message; the adapter waits 2 s, then 4 s, ... after each refusal (at most 3 sockets made).
+  const started = a.connections.count
+  await new Promise((resolve) => setTimeout(resolve, 7000))
+  const reconnects = a.connections.count - started
+  t.diagnostic(`${reconnects} reconnects in 7 s after the first refusal`)
+  assert.ok(reconnects <= 4, `${reconnects} reconnects in 7 s: the client loops`)
+  assert.equal(b.text.length, 0, 'nothing of the refused message was applied')
+})

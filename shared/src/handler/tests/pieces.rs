@@ -109,6 +109,18 @@ async fn bad_pieces_close_the_connection_and_apply_nothing() {
     }
     let refused = forged.iter().filter(|(_, why)| why.is_some()).count();
     assert_eq!(h.fanout.closed.lock().unwrap().len(), refused);
+    // Each refusal was explained first, in a permission-denied message, with its reason.
+    let denials: Vec<String> = h
+        .take("bad")
+        .into_iter()
+        .filter_map(|m| match m {
+            Incoming::Auth(Some(reason)) => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(denials.len(), refused, "{denials:?}");
+    assert!(denials.iter().all(|r| r.starts_with("ylambda: message refused: ")));
+    assert!(denials.iter().any(|r| r.contains("YLAMBDA_MAX_ASSEMBLED_BYTES")), "{denials:?}");
     // A whole message from pieces of another connection's message is never assembled.
     h.handler
         .on_message("a", ENDPOINT, &format!("~1:c:1:2:{tail}"))
