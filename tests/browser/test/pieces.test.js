@@ -68,6 +68,14 @@ const connectPage = async (p, room) => {
     `${p.name} synced (connections: ${JSON.stringify(await p.call('connections'))}; logs: ${p.logs.slice(-5).join(' | ')})`)
 }
 
+/** `chars` characters of mixed text, as the page builds it (page/docs.js). */
+const mixedText = (chars) => {
+  const words = ['plain ', 'ascii ', 'Grüße ', 'naïve ', '世界 ', 'データ ', '✓ ', '🚀 ', '\n']
+  let out = ''
+  for (let i = 0; out.length < chars; i++) out += words[(i * 7 + (i >> 3)) % words.length]
+  return out.slice(0, chars)
+}
+
 /** A Node y-websocket client over Node's built-in WebSocket (also one frame per message). */
 const nodeClient = (room) => {
   const doc = new Y.Doc()
@@ -75,7 +83,12 @@ const nodeClient = (room) => {
     WebSocketPolyfill: /** @type {any} */ (ylambdaWebSocket({ WebSocket: globalThis.WebSocket })),
     disableBc: true
   })
-  const client = { doc, text: doc.getText('text'), destroy () { provider.destroy(); doc.destroy() } }
+  const client = {
+    doc,
+    text: doc.getText('text'),
+    synced: () => provider.wsconnected && provider.synced,
+    destroy () { provider.destroy(); doc.destroy() }
+  }
   nodeClients.add(client)
   return client
 }
@@ -119,5 +132,28 @@ test('a page with a 5 MB document built offline connects and syncs: a second pag
   const fresh = nodeClient(room)
   await waitFor(() => fresh.text.length === chars, SYNC_MS, () => `the Node client has ${fresh.text.length} of ${chars} chars`)
   await assertNeverDisconnected(writer)
+  await assertNeverDisconnected(reader)
+})
+
+test('a 20 MB document written in 5 MB pastes reaches a fresh page in messages the browser takes', async (t) => {
+  const room = roomName('browser-20mb')
+  const writer = nodeClient(room)
+  const check = nodeClient(room)
+  await waitFor(() => writer.synced() && check.synced(), SYNC_MS, 'the Node clients synced')
+  const chunk = 5 * 1024 * 1024
+  const content = mixedText(4 * chunk)
+  // One paste at a time, each in the server's document (a second client has it) before the next:
+  // every message stays under YLAMBDA_MAX_ASSEMBLED_BYTES (16 MiB).
+  for (let i = 0; i < 4; i++) {
+    writer.text.insert(writer.text.length, content.slice(i * chunk, (i + 1) * chunk))
+    await waitFor(() => check.text.length === (i + 1) * chunk, SYNC_MS,
+      () => `paste ${i + 1}: the second Node client has ${check.text.length} of ${(i + 1) * chunk} chars`)
+  }
+  t.diagnostic(`document state: ${Y.encodeStateAsUpdate(writer.doc).length} bytes`)
+  const reader = await openDocsPage('reader')
+  await connectPage(reader, room)
+  await waitFor(async () => (await reader.call('length')) === content.length, SYNC_MS,
+    async () => `the fresh page has ${await reader.call('length')} of ${content.length} chars`)
+  assert.equal(await reader.call('digest'), await reader.call('expected', content.length))
   await assertNeverDisconnected(reader)
 })
