@@ -119,8 +119,15 @@ async fn bad_pieces_close_the_connection_and_apply_nothing() {
         })
         .collect();
     assert_eq!(denials.len(), refused, "{denials:?}");
-    assert!(denials.iter().all(|r| r.starts_with("ylambda: message refused: ")));
-    assert!(denials.iter().any(|r| r.contains("YLAMBDA_MAX_ASSEMBLED_BYTES")), "{denials:?}");
+    assert!(denials
+        .iter()
+        .all(|r| r.starts_with("ylambda: message refused: ")));
+    assert!(
+        denials
+            .iter()
+            .any(|r| r.contains("YLAMBDA_MAX_ASSEMBLED_BYTES")),
+        "{denials:?}"
+    );
     // A whole message from pieces of another connection's message is never assembled.
     h.handler
         .on_message("a", ENDPOINT, &format!("~1:c:1:2:{tail}"))
