@@ -66,6 +66,8 @@ pub struct Config {
     pub max_open_messages: usize,
     /// `YLAMBDA_PIECE_TTL_SECS`: how long the pieces of an incomplete message are kept.
     pub piece_ttl: Duration,
+    /// `YLAMBDA_AUTH_SECRET`: the HS256 secret tokens are signed with. Unset: no token checks.
+    pub auth_secret: Option<Secret>,
     /// `YLAMBDA_BACKEND`: `embedded` (default) or `aws`.
     pub backend: Backend,
     /// `YLAMBDA_TABLE`: the DynamoDB connections table (backend `aws`).
@@ -98,12 +100,23 @@ impl Default for Config {
             max_pieces: 1024,
             max_open_messages: 4,
             piece_ttl: Duration::from_secs(120),
+            auth_secret: None,
             management_endpoint: None,
             backend: Backend::Embedded,
             table: None,
             bucket: None,
             redis_url: None,
         }
+    }
+}
+
+/// A secret from the environment: compared and cloned like a string, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 
@@ -179,6 +192,7 @@ impl Config {
         if config.backend == Backend::Aws {
             config.aws_settings()?;
         }
+        config.auth_secret = text("YLAMBDA_AUTH_SECRET").map(Secret);
         config.management_endpoint =
             lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -298,6 +312,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.backend, Backend::Aws);
         assert!(from(&[("YLAMBDA_BACKEND", "cloud")]).is_err());
+    }
+
+    #[test]
+    fn the_auth_secret_is_read_but_never_printed() {
+        let c = from(&[("YLAMBDA_AUTH_SECRET", "hunter2")]).unwrap();
+        assert_eq!(c.auth_secret, Some(Secret("hunter2".into())));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            from(&[("YLAMBDA_AUTH_SECRET", " ")]).unwrap().auth_secret,
+            None
+        );
     }
 
     #[test]

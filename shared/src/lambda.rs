@@ -111,6 +111,7 @@ pub async fn handle_websocket_event(
     match result {
         Ok(()) => response(200, ""),
         Err(HandlerError::BadRequest(reason)) => response(400, &reason),
+        Err(HandlerError::Refused { status, reason }) => response(i64::from(status), &reason),
         Err(e) => {
             tracing::error!(connection_id, route, error = %e, "handler failed");
             response(500, &e.to_string())

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use ylambda::{management_endpoint, Gateway, Lambdas, LambdasConfig};
+use ylambda_shared::adapters::unix_now_secs;
+use ylambda_shared::auth::{mint_hs256, Access, Claims};
 use ylambda_shared::config::{Backend, Config};
 
 #[derive(Debug, Parser)]
@@ -28,6 +30,28 @@ enum Command {
     /// Limits come from YLAMBDA_MAX_MESSAGE_BYTES, YLAMBDA_IDLE_TIMEOUT_SECS and
     /// YLAMBDA_MAX_CONNECTION_SECS (API Gateway's values by default).
     Dev(DevArgs),
+    /// Print an HS256 token signed with YLAMBDA_AUTH_SECRET (for tests and local development;
+    /// apps mint their own, see the README).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The room it opens (exact name)
+    #[arg(long, value_name = "ROOM", required_unless_present = "rooms")]
+    room: Option<String>,
+    /// Rooms it opens: exact names or `prefix*` patterns, comma-separated
+    #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
+    rooms: Vec<String>,
+    /// Read-only access (`access: ro`)
+    #[arg(long)]
+    read_only: bool,
+    /// Seconds until it expires
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    ttl: u64,
+    /// Who it is for (`sub`)
+    #[arg(long, value_name = "SUBJECT")]
+    sub: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,11 +92,39 @@ struct DevArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
+        Command::Token(args) => token(args),
     }
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let config = Config::from_env().context("invalid configuration")?;
+    let secret = config
+        .auth_secret
+        .context("YLAMBDA_AUTH_SECRET is not set: it is the secret tokens are signed with")?;
+    let claims = Claims {
+        exp: unix_now_secs() + args.ttl,
+        room: args.room,
+        rooms: (!args.rooms.is_empty()).then_some(args.rooms),
+        access: Some(if args.read_only {
+            Access::Ro
+        } else {
+            Access::Rw
+        }),
+        sub: args.sub,
+    };
+    let token = mint_hs256(secret.0.as_bytes(), &claims).context("cannot sign the token")?;
+    println!("{token}");
+    Ok(())
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut config = Config::from_env().context("invalid configuration")?;
+    if config.auth_secret.is_none() {
+        tracing::warn!(
+            "YLAMBDA_AUTH_SECRET is not set: running OPEN, anyone who knows a room name can read \
+             and write it. Set it to require tokens (`ylambda token --room R` mints one)"
+        );
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

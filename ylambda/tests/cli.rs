@@ -82,3 +82,40 @@ async fn an_address_in_use_fails_loudly() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     drop(taken);
 }
+
+#[tokio::test]
+async fn token_prints_a_token_the_server_accepts_and_needs_the_secret() {
+    use ylambda_shared::auth::Verifier;
+    let secret = "cli test secret, long enough for HS256";
+    let child = ylambda_command()
+        .args([
+            "token",
+            "--room",
+            "notes",
+            "--read-only",
+            "--ttl",
+            "60",
+            "--sub",
+            "me",
+        ])
+        .env("YLAMBDA_AUTH_SECRET", secret)
+        .spawn()
+        .expect("spawn ylambda");
+    let (status, stdout, stderr) = exit_of(child).await;
+    assert!(status.success(), "{stderr}");
+    let grant = Verifier::hs256(secret.as_bytes())
+        .verify(Some(stdout.trim()), "notes")
+        .expect("the printed token is valid for the room");
+    assert!(grant.readonly);
+    assert_eq!(grant.sub.as_deref(), Some("me"));
+
+    let child = ylambda_command()
+        .args(["token", "--room", "notes"])
+        .env_remove("YLAMBDA_AUTH_SECRET")
+        .spawn()
+        .expect("spawn ylambda");
+    let (status, stdout, stderr) = exit_of(child).await;
+    assert!(!status.success());
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("YLAMBDA_AUTH_SECRET"), "{stderr}");
+}

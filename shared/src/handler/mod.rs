@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::auth::{AuthError, Verifier};
 use crate::config::Config;
 use crate::ports::{
     ConnectionStore, DocStore, Fanout, Membership, Scope, SnapshotStore, StoreError,
@@ -40,6 +41,10 @@ pub enum HandlerError {
     /// `$default` the handler has already closed it.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// `$connect` refused by access control: `status` is 401 (no or bad token) or 403 (a token
+    /// for other rooms).
+    #[error("refused ({status}): {reason}")]
+    Refused { status: u16, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored document data yrs cannot read (should never happen: updates are validated first).
@@ -53,12 +58,18 @@ pub struct Handler {
     ports: Ports,
     config: Config,
     rooms: room_cache::RoomCache,
+    /// Checks tokens when `YLAMBDA_AUTH_SECRET` is set.
+    verifier: Option<Verifier>,
 }
 
 impl Handler {
     pub fn new(ports: Ports, config: Config) -> Self {
         Handler {
             ports,
+            verifier: config
+                .auth_secret
+                .as_ref()
+                .map(|secret| Verifier::hs256(secret.0.as_bytes())),
             config,
             rooms: room_cache::RoomCache::default(),
         }
@@ -82,26 +93,40 @@ impl Handler {
         endpoint: &str,
         query: &HashMap<String, String>,
     ) -> HandlerResult<()> {
+        let token = query.get("token").map(String::as_str);
         let Some(room) = requested_room(|name| query.get(name).map(String::as_str)) else {
+            // A signaling connection: with access control on, it needs a valid token too.
+            if let Some(verifier) = &self.verifier {
+                verifier.check(token).map_err(refused)?;
+            }
             return Ok(());
         };
         validate_room_name(room)?;
-        let readonly = matches!(
-            query
-                .get("readonly")
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref(),
-            Some("1" | "true" | "yes")
+        let grant = match &self.verifier {
+            Some(verifier) => Some(verifier.verify(token, room).map_err(refused)?),
+            None => None,
+        };
+        // `?readonly=1` can only lower what the token grants.
+        let readonly = grant.as_ref().is_some_and(|g| g.readonly)
+            || matches!(
+                query
+                    .get("readonly")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref(),
+                Some("1" | "true" | "yes")
+            );
+        let mut membership = self.membership(
+            Scope::Room(room.to_string()),
+            connection_id,
+            endpoint,
+            readonly,
         );
-        self.ports
-            .connections
-            .join(self.membership(
-                Scope::Room(room.to_string()),
-                connection_id,
-                endpoint,
-                readonly,
-            ))
-            .await?;
+        if let Some(grant) = &grant {
+            // The records die with the token: its next message after `exp` finds no membership
+            // and the connection is closed.
+            membership.expires_at = membership.expires_at.min(grant.expires_at);
+        }
+        self.ports.connections.join(membership).await?;
         Ok(())
     }
 
@@ -153,6 +178,13 @@ impl Handler {
             joined_at_ms: now.as_millis() as u64,
             expires_at: now.as_secs() + self.config.connection_ttl.as_secs(),
         }
+    }
+}
+
+fn refused(error: AuthError) -> HandlerError {
+    HandlerError::Refused {
+        status: error.status(),
+        reason: error.to_string(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Handler tests over the embedded adapters and a recording fanout: the harness here, the tests
 //! in one file per flow.
+mod auth;
 mod awareness;
 mod compaction;
 mod delivery;
