@@ -107,13 +107,7 @@ async fn a_read_only_token_is_enforced_and_readonly_only_lowers_rights() {
         .on_connect("rw", ENDPOINT, &query(&[("room", "r"), ("token", &rw)]))
         .await
         .unwrap();
-    let members = h
-        .handler
-        .ports
-        .connections
-        .members(&Scope::Room("r".into()))
-        .await
-        .unwrap();
+    let members = h.members("r").await;
     let readonly = |id: &str| {
         members
             .iter()
@@ -145,13 +139,7 @@ async fn the_records_of_a_connection_end_with_its_token() {
         .on_connect("c", ENDPOINT, &query(&[("room", "r"), ("token", &short)]))
         .await
         .unwrap();
-    let members = h
-        .handler
-        .ports
-        .connections
-        .members(&Scope::Room("r".into()))
-        .await
-        .unwrap();
+    let members = h.members("r").await;
     assert!(
         members[0].expires_at <= unix_now_secs() + 30,
         "{:?}",

@@ -26,13 +26,7 @@ async fn connect_validates_the_room_and_accepts_doc_alias() {
         .on_connect("a", ENDPOINT, &q("doc", "notes"))
         .await
         .unwrap();
-    let members = h
-        .handler
-        .ports
-        .connections
-        .members(&Scope::Room("notes".into()))
-        .await
-        .unwrap();
+    let members = h.members("notes").await;
     assert_eq!(members.len(), 1);
     assert!(!members[0].readonly);
     // No room: a signaling connection, nothing stored until it subscribes.

@@ -169,15 +169,19 @@ impl Harness {
             .await
     }
 
-    /// The ids of a room's members, sorted.
-    async fn member_ids(&self, room: &str) -> Vec<String> {
-        let members = self
-            .handler
+    /// A room's memberships, as the connection store lists them.
+    async fn members(&self, room: &str) -> Vec<Membership> {
+        self.handler
             .ports
             .connections
             .members(&Scope::Room(room.into()))
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The ids of a room's members, sorted.
+    async fn member_ids(&self, room: &str) -> Vec<String> {
+        let members = self.members(room).await;
         let mut ids: Vec<String> = members.into_iter().map(|m| m.connection_id).collect();
         ids.sort();
         ids
