@@ -68,6 +68,10 @@ pub struct Config {
     pub piece_ttl: Duration,
     /// `YLAMBDA_AUTH_SECRET`: the HS256 secret tokens are signed with. Unset: no token checks.
     pub auth_secret: Option<Secret>,
+    /// Abuse limits (`YLAMBDA_MAX_MESSAGES_PER_SEC` and friends).
+    pub limits: AbuseLimits,
+    /// API Gateway's route throttling, as `ylambda dev` emulates it (`YLAMBDA_THROTTLE_*`).
+    pub throttle: Throttle,
     /// `YLAMBDA_BACKEND`: `embedded` (default) or `aws`.
     pub backend: Backend,
     /// `YLAMBDA_TABLE`: the DynamoDB connections table (backend `aws`).
@@ -101,12 +105,78 @@ impl Default for Config {
             max_open_messages: 4,
             piece_ttl: Duration::from_secs(120),
             auth_secret: None,
+            limits: AbuseLimits::default(),
+            throttle: Throttle::default(),
             management_endpoint: None,
             backend: Backend::Embedded,
             table: None,
             bucket: None,
             redis_url: None,
         }
+    }
+}
+
+/// Bounds on what one client may ask of the server; past one, its connection is refused
+/// (`$connect`) or closed (1008), with a log line saying which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// `YLAMBDA_MAX_MESSAGES_PER_SEC`: messages (frames, pieces included) one connection may send
+    /// per second, averaged over a [`RATE_WINDOW_SECS`] window so a large paste's burst of pieces
+    /// passes. Counted in the doc store, so it holds across Lambda instances.
+    pub max_messages_per_sec: u64,
+    /// `YLAMBDA_MAX_CONNECTIONS_PER_ROOM`: connections one room may have (checked at `$connect`).
+    pub max_connections_per_room: usize,
+    /// `YLAMBDA_MAX_TOPICS_PER_CONNECTION`: y-webrtc topics one signaling connection may join.
+    pub max_topics_per_connection: usize,
+    /// `YLAMBDA_MAX_ROOM_NAME_BYTES`: the longest room or topic name (bytes of UTF-8).
+    pub max_room_name_bytes: usize,
+}
+
+/// Stage throttling (token buckets, requests per second and burst) for the whole API, as
+/// `template.yaml` sets it on API Gateway; `ylambda dev` applies the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// `YLAMBDA_THROTTLE_CONNECT_RATE` / `_BURST`: `$connect`s per second.
+    pub connect_rate: u64,
+    pub connect_burst: u64,
+    /// `YLAMBDA_THROTTLE_MESSAGE_RATE` / `_BURST`: messages (`$default`) per second.
+    pub message_rate: u64,
+    pub message_burst: u64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        // template.yaml's defaults.
+        Throttle {
+            connect_rate: 100,
+            connect_burst: 200,
+            message_rate: 1000,
+            message_burst: 2000,
+        }
+    }
+}
+
+/// The rate window of [`AbuseLimits::max_messages_per_sec`], in seconds.
+pub const RATE_WINDOW_SECS: u64 = 10;
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        AbuseLimits {
+            // A fast typist with a moving cursor sends ~20/s; 100/s over 10 s also lets a 20 MB
+            // paste's ~700 pieces through.
+            max_messages_per_sec: 100,
+            max_connections_per_room: 1000,
+            // y-webrtc joins one topic per room it opens.
+            max_topics_per_connection: 64,
+            max_room_name_bytes: 512,
+        }
+    }
+}
+
+impl AbuseLimits {
+    /// Most messages one connection may send in one rate window.
+    pub fn messages_per_window(&self) -> u64 {
+        self.max_messages_per_sec.saturating_mul(RATE_WINDOW_SECS)
     }
 }
 
@@ -255,6 +325,26 @@ impl Config {
             "YLAMBDA_PIECE_TTL_SECS",
             config.piece_ttl.as_secs(),
         )?);
+        let limits = &mut config.limits;
+        limits.max_messages_per_sec =
+            number("YLAMBDA_MAX_MESSAGES_PER_SEC", limits.max_messages_per_sec)?;
+        limits.max_connections_per_room = number(
+            "YLAMBDA_MAX_CONNECTIONS_PER_ROOM",
+            limits.max_connections_per_room as u64,
+        )? as usize;
+        limits.max_topics_per_connection = number(
+            "YLAMBDA_MAX_TOPICS_PER_CONNECTION",
+            limits.max_topics_per_connection as u64,
+        )? as usize;
+        limits.max_room_name_bytes = number(
+            "YLAMBDA_MAX_ROOM_NAME_BYTES",
+            limits.max_room_name_bytes as u64,
+        )? as usize;
+        let throttle = &mut config.throttle;
+        throttle.connect_rate = number("YLAMBDA_THROTTLE_CONNECT_RATE", throttle.connect_rate)?;
+        throttle.connect_burst = number("YLAMBDA_THROTTLE_CONNECT_BURST", throttle.connect_burst)?;
+        throttle.message_rate = number("YLAMBDA_THROTTLE_MESSAGE_RATE", throttle.message_rate)?;
+        throttle.message_burst = number("YLAMBDA_THROTTLE_MESSAGE_BURST", throttle.message_burst)?;
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 name: "YLAMBDA_MAX_MESSAGE_BYTES",
@@ -297,6 +387,32 @@ mod tests {
         .unwrap();
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn abuse_limits_are_read_and_zero_is_refused() {
+        let c = from(&[
+            ("YLAMBDA_MAX_MESSAGES_PER_SEC", "7"),
+            ("YLAMBDA_MAX_CONNECTIONS_PER_ROOM", "3"),
+            ("YLAMBDA_MAX_TOPICS_PER_CONNECTION", "2"),
+            ("YLAMBDA_MAX_ROOM_NAME_BYTES", "64"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            AbuseLimits {
+                max_messages_per_sec: 7,
+                max_connections_per_room: 3,
+                max_topics_per_connection: 2,
+                max_room_name_bytes: 64,
+            }
+        );
+        assert_eq!(c.limits.messages_per_window(), 7 * RATE_WINDOW_SECS);
+        let e = from(&[("YLAMBDA_MAX_MESSAGES_PER_SEC", "0")]).unwrap_err();
+        assert!(
+            e.to_string().contains("YLAMBDA_MAX_MESSAGES_PER_SEC"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -95,11 +95,28 @@ pub async fn handle_websocket_event(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let result = handler.on_connect(connection_id, &endpoint, &query).await;
-            if let Err(e) = &result {
-                tracing::warn!(connection_id, error = %e, "connection refused");
+            let offered = offered_protocols(&event.headers);
+            match handler
+                .on_connect_offering(connection_id, &endpoint, &query, &offered)
+                .await
+            {
+                Ok(accepted) => {
+                    let mut answer = response(200, "");
+                    if let Some(protocol) = accepted
+                        .subprotocol
+                        .and_then(|p| http::HeaderValue::from_str(&p).ok())
+                    {
+                        answer
+                            .headers
+                            .insert(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+                    }
+                    return answer;
+                }
+                Err(e) => {
+                    tracing::warn!(connection_id, error = %e, "connection refused");
+                    Err(e)
+                }
             }
-            result
         }
         "$disconnect" => handler.on_disconnect(connection_id).await,
         "$default" => match body_text(&event) {
@@ -112,11 +129,26 @@ pub async fn handle_websocket_event(
         Ok(()) => response(200, ""),
         Err(HandlerError::BadRequest(reason)) => response(400, &reason),
         Err(HandlerError::Refused { status, reason }) => response(i64::from(status), &reason),
+        Err(HandlerError::PolicyViolation(reason)) => response(403, &reason),
         Err(e) => {
             tracing::error!(connection_id, route, error = %e, "handler failed");
             response(500, &e.to_string())
         }
     }
+}
+
+/// The subprotocols a `$connect` request offered (`Sec-WebSocket-Protocol`, comma-separated,
+/// possibly in several header lines).
+fn offered_protocols(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Where posts to this event's connection go: the configured override, or the API's own

@@ -15,6 +15,10 @@ use crate::protocol::pieces::Piece;
 pub enum Scope {
     Room(String),
     Topic(String),
+    /// A signaling connection's own record (`peer#{connectionId}`), written at `$connect` when
+    /// access control is on: it carries the token's [`Credential`], so later subscribes and
+    /// publishes (whose events carry no query string) can be checked against it.
+    Peer(String),
 }
 
 impl Scope {
@@ -23,6 +27,7 @@ impl Scope {
         match self {
             Scope::Room(r) => format!("room#{r}"),
             Scope::Topic(t) => format!("topic#{t}"),
+            Scope::Peer(c) => format!("peer#{c}"),
         }
     }
 
@@ -30,15 +35,17 @@ impl Scope {
     pub fn from_key(key: &str) -> Option<Scope> {
         if let Some(r) = key.strip_prefix("room#") {
             Some(Scope::Room(r.to_string()))
+        } else if let Some(t) = key.strip_prefix("topic#") {
+            Some(Scope::Topic(t.to_string()))
         } else {
-            key.strip_prefix("topic#")
-                .map(|t| Scope::Topic(t.to_string()))
+            key.strip_prefix("peer#")
+                .map(|c| Scope::Peer(c.to_string()))
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Scope::Room(n) | Scope::Topic(n) => n,
+            Scope::Room(n) | Scope::Topic(n) | Scope::Peer(n) => n,
         }
     }
 }
@@ -62,6 +69,20 @@ pub struct Membership {
     pub joined_at_ms: u64,
     /// Seconds since the Unix epoch after which the record is stale (its `$disconnect` never ran).
     pub expires_at: u64,
+    /// What the connection's token granted, when access control is on.
+    pub credential: Option<Credential>,
+}
+
+/// The part of a connection's token its records keep: who it is (for logs and the dashboard),
+/// until when it may stay, and which rooms and topics it opens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credential {
+    /// The token's `sub`.
+    pub sub: Option<String>,
+    /// The token's `exp` (epoch seconds): the connection is closed at its first message after it.
+    pub token_expires_at: u64,
+    /// The token's `room` / `rooms` patterns (exact names or `prefix*`).
+    pub rooms: Vec<String>,
 }
 
 /// A room's directory record (DynamoDB item `room#R` / `meta`): what an operator or a dashboard
@@ -242,6 +263,12 @@ pub trait DocStore: Send + Sync {
         piece: &Piece<'_>,
         limits: &PieceLimits,
     ) -> StoreResult<PieceOutcome>;
+    /// Counts one message of `connection_id` in the fixed rate window `window` (a number that
+    /// names the window, e.g. epoch seconds / window length) and returns the window's count so
+    /// far, this message included. Counts are shared by every process on the backend (a flood
+    /// spread over many Lambda instances is still one count) and a window's count is forgotten
+    /// soon after the window ends.
+    async fn count_message(&self, connection_id: &str, window: u64) -> StoreResult<u64>;
 }
 
 /// Bounds on messages that arrive in pieces (`YLAMBDA_MAX_ASSEMBLED_BYTES` and friends).

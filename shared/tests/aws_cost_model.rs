@@ -459,7 +459,16 @@ async fn cost_per_user_action_and_no_scan() {
     // The promises the cost model rests on.
     let (_, connect, connect_redis, _) = meter.row("doc: $connect");
     assert_eq!(connect.get("dynamodb:PutItem"), Some(&1));
-    assert_eq!(connect.len(), 1, "connect costs one write: {connect:?}");
+    assert_eq!(
+        connect.get("dynamodb:Query"),
+        Some(&1),
+        "the room's size is read once (YLAMBDA_MAX_CONNECTIONS_PER_ROOM): {connect:?}"
+    );
+    assert_eq!(
+        connect.len(),
+        2,
+        "connect costs one write and one read: {connect:?}"
+    );
     assert!(
         connect_redis.is_empty(),
         "connect touches no Redis: {connect_redis:?}"
@@ -479,6 +488,11 @@ async fn cost_per_user_action_and_no_scan() {
     );
     assert_eq!(*cold_posts, 1);
     assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
+    assert_eq!(
+        upd_redis.get("incr"),
+        Some(&1),
+        "one shared rate count per message (YLAMBDA_MAX_MESSAGES_PER_SEC): {upd_redis:?}"
+    );
     assert_eq!(
         upd_redis.get("exec"),
         Some(&1),

@@ -13,6 +13,11 @@ async fn memory_doc_store_conforms() {
 }
 
 #[tokio::test]
+async fn memory_rate_counters_conform() {
+    conformance::rate_counter_suite(&MemoryDocStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_piece_store_conforms() {
     conformance::piece_store_suite(&MemoryDocStore::new()).await;
 }

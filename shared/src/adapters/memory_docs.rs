@@ -18,6 +18,9 @@ use crate::protocol::pieces::Piece;
 pub struct MemoryDocStore {
     rooms: Mutex<HashMap<String, Room>>,
     pieces: MemoryPieces,
+    /// Message counts per connection: (window, count) of its latest window only, so memory is
+    /// one entry per connection that sent in the last window (older entries are swept).
+    rates: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 #[derive(Default)]
@@ -183,4 +186,26 @@ impl DocStore for MemoryDocStore {
     ) -> StoreResult<PieceOutcome> {
         self.pieces.put(connection_id, piece, limits)
     }
+
+    async fn count_message(&self, connection_id: &str, window: u64) -> StoreResult<u64> {
+        let mut rates = self
+            .rates
+            .lock()
+            .map_err(|_| StoreError::Backend("rate counters lock poisoned".into()))?;
+        if rates.len() >= RATE_SWEEP_AT {
+            // Connections that went quiet: anything not counted in this window or the last.
+            rates.retain(|_, (w, _)| *w + 1 >= window);
+        }
+        let entry = rates
+            .entry(connection_id.to_string())
+            .or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 += 1;
+        Ok(entry.1)
+    }
 }
+
+/// Rate counters kept before stale ones are swept.
+const RATE_SWEEP_AT: usize = 10_000;

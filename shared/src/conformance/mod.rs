@@ -7,8 +7,8 @@ mod pieces;
 pub use pieces::piece_store_suite;
 
 use crate::ports::{
-    AwarenessEntry, ConnectionStore, DocStore, LogPosition, Membership, PutOutcome, RoomMeta,
-    Scope, Snapshot, SnapshotRecord, SnapshotStore,
+    AwarenessEntry, ConnectionStore, Credential, DocStore, LogPosition, Membership, PutOutcome,
+    RoomMeta, Scope, Snapshot, SnapshotRecord, SnapshotStore,
 };
 
 // Helpers for every test that needs names, memberships or expiry times (the suites below, the
@@ -28,6 +28,7 @@ pub fn membership(scope: &Scope, connection_id: &str, expires_at: u64) -> Member
         readonly: false,
         joined_at_ms: 1_700_000_000_000,
         expires_at,
+        credential: None,
     }
 }
 
@@ -57,7 +58,28 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
         .unwrap();
     let mut readonly = membership(&room, &b, in_an_hour());
     readonly.readonly = true;
+    // A token's credential round-trips with the record (sub, exp and patterns).
+    readonly.credential = Some(Credential {
+        sub: Some("user-7".into()),
+        token_expires_at: in_an_hour() - 60,
+        rooms: vec![room.name().to_string(), "team-a/*".into()],
+    });
     store.join(readonly.clone()).await.unwrap();
+    // A signaling connection's own record, with a credential that has no `sub`.
+    let peer = Scope::Peer(b.clone());
+    let mut peer_record = membership(&peer, &b, in_an_hour());
+    peer_record.credential = Some(Credential {
+        sub: None,
+        token_expires_at: in_an_hour(),
+        rooms: vec!["*".into()],
+    });
+    store.join(peer_record.clone()).await.unwrap();
+    assert_eq!(
+        store.members(&peer).await.unwrap(),
+        vec![peer_record.clone()],
+        "a peer record round-trips"
+    );
+    store.leave(&peer, &b).await.unwrap();
     store
         .join(membership(&topic, &a, in_an_hour()))
         .await
@@ -206,6 +228,31 @@ async fn room_directory_suite(store: &dyn ConnectionStore) {
         store.room_meta(&name).await.unwrap().is_some(),
         "the room record outlives the room's connections"
     );
+}
+
+/// Rate counters: per connection and per window, shared by every caller of the store.
+pub async fn rate_counter_suite(store: &dyn DocStore) {
+    let (a, b) = (unique("conn-a"), unique("conn-b"));
+    let window = crate::adapters::unix_now_secs();
+    for expected in 1..=3 {
+        assert_eq!(store.count_message(&a, window).await.unwrap(), expected);
+    }
+    assert_eq!(
+        store.count_message(&b, window).await.unwrap(),
+        1,
+        "connections are counted apart"
+    );
+    assert_eq!(
+        store.count_message(&a, window + 1).await.unwrap(),
+        1,
+        "a new window starts from zero"
+    );
+    // Concurrent callers (several Lambda instances) lose no count.
+    let c = unique("conn-c");
+    let counts = futures::future::join_all((0..20).map(|_| store.count_message(&c, window))).await;
+    let mut counts: Vec<u64> = counts.into_iter().map(|r| r.unwrap()).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u64>>());
 }
 
 pub async fn doc_store_suite(store: &dyn DocStore) {

@@ -28,6 +28,7 @@ impl Handler {
                 continue;
             }
             self.rooms.forget(&connection_id);
+            self.told_readonly.forget(&connection_id);
             let removed = self
                 .ports
                 .connections

@@ -44,6 +44,7 @@ impl Handler {
         let Scope::Room(room) = &member.scope else {
             return Err(bad("not a room membership"));
         };
+        self.check_credential(&member, endpoint, true).await?;
         for (message, validated) in checked {
             match message {
                 Incoming::SyncStep1(state_vector) => {
@@ -81,8 +82,23 @@ impl Handler {
     /// membership shows there, so an empty answer is retried for a moment before the connection
     /// is taken to have joined no room.
     async fn room_membership(&self, connection_id: &str) -> HandlerResult<Membership> {
-        if let Some(membership) = self.rooms.get(connection_id) {
-            return Ok(membership);
+        self.own_record(connection_id, |scope| matches!(scope, Scope::Room(_)))
+            .await?
+            .ok_or_else(|| {
+                bad("y-websocket message from a connection that joined no room (connect with ?room=NAME)")
+            })
+    }
+
+    /// The connection's record of the kind `wanted` picks (its room membership, or a signaling
+    /// connection's `peer#` record), remembered per process once found. `None` once the index
+    /// has had time to catch up and still has none.
+    pub(super) async fn own_record(
+        &self,
+        connection_id: &str,
+        wanted: impl Fn(&Scope) -> bool,
+    ) -> HandlerResult<Option<Membership>> {
+        if let Some(record) = self.rooms.get(connection_id).filter(|m| wanted(&m.scope)) {
+            return Ok(Some(record));
         }
         for delay_ms in INDEX_RETRY_DELAYS_MS.iter().copied().chain([0]) {
             let found = self
@@ -91,18 +107,16 @@ impl Handler {
                 .memberships_of(connection_id)
                 .await?
                 .into_iter()
-                .find(|m| matches!(m.scope, Scope::Room(_)));
-            if let Some(membership) = found {
-                self.rooms.remember(&membership);
-                return Ok(membership);
+                .find(|m| wanted(&m.scope));
+            if let Some(record) = found {
+                self.rooms.remember(&record);
+                return Ok(Some(record));
             }
             if delay_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
             }
         }
-        Err(bad(
-            "y-websocket message from a connection that joined no room (connect with ?room=NAME)",
-        ))
+        Ok(None)
     }
 
     /// Sync step 1: answer with what the client lacks (sync step 2, cut to fit the message limit),
@@ -178,7 +192,17 @@ impl Handler {
         update: Vec<u8>,
     ) -> HandlerResult<()> {
         if member.readonly {
-            tracing::debug!(connection_id = %member.connection_id, room, "dropping update from read-only connection");
+            let connection_id = member.connection_id.as_str();
+            tracing::debug!(
+                connection_id,
+                room,
+                "dropping update from read-only connection"
+            );
+            if self.told_readonly.first_time(connection_id) {
+                let reason = "read-only connection: its document updates are dropped";
+                self.tell_denied(connection_id, &member.endpoint, reason)
+                    .await;
+            }
             return Ok(());
         }
         let relay = ywebsocket::encode_update(&update);

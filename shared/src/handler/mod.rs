@@ -1,5 +1,6 @@
 //! The handler core: `$connect`, `$default` and `$disconnect` logic, written once over the ports and
 //! shared by the Lambdas and the local gateway.
+mod admission;
 mod compaction;
 mod delivery;
 mod departure;
@@ -9,7 +10,6 @@ mod retry;
 mod room_cache;
 mod signaling;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,10 +21,8 @@ use crate::ports::{
 use crate::protocol::is_signaling_frame;
 use crate::protocol::pieces::is_piece_frame;
 
+pub use admission::{Accepted, TOKEN_PROTOCOL_PREFIX};
 pub use compaction::Compaction;
-
-/// Longest room name accepted (bytes). Names become keys in DynamoDB, Redis and S3.
-pub const MAX_ROOM_NAME_BYTES: usize = 512;
 
 /// The adapters a handler runs on.
 #[derive(Clone)]
@@ -45,6 +43,10 @@ pub enum HandlerError {
     /// for other rooms).
     #[error("refused ({status}): {reason}")]
     Refused { status: u16, reason: String },
+    /// A connection broke a rule after `$connect` (too many messages, an expired token, a topic
+    /// its token does not open): the handler has closed it (1008 on `ylambda dev`).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored document data yrs cannot read (should never happen: updates are validated first).
@@ -58,6 +60,8 @@ pub struct Handler {
     ports: Ports,
     config: Config,
     rooms: room_cache::RoomCache,
+    /// Read-only connections told (once) that their updates are dropped.
+    told_readonly: admission::ToldOnce,
     /// Checks tokens when `YLAMBDA_AUTH_SECRET` is set.
     verifier: Option<Verifier>,
 }
@@ -72,6 +76,7 @@ impl Handler {
                 .map(|secret| Verifier::hs256(secret.0.as_bytes())),
             config,
             rooms: room_cache::RoomCache::default(),
+            told_readonly: admission::ToldOnce::default(),
         }
     }
 
@@ -83,53 +88,6 @@ impl Handler {
         &self.ports
     }
 
-    /// `$connect`. `query` holds the URL's query parameters. With `room` (or `doc`, which earlier
-    /// serverless Yjs ports used) it is a y-websocket connection and joins the room now, before
-    /// it can read any state (ARCHITECTURE.md invariant 2); without, it is a signaling connection that joins
-    /// topics as it subscribes.
-    pub async fn on_connect(
-        &self,
-        connection_id: &str,
-        endpoint: &str,
-        query: &HashMap<String, String>,
-    ) -> HandlerResult<()> {
-        let token = query.get("token").map(String::as_str);
-        let Some(room) = requested_room(|name| query.get(name).map(String::as_str)) else {
-            // A signaling connection: with access control on, it needs a valid token too.
-            if let Some(verifier) = &self.verifier {
-                verifier.check(token).map_err(refused)?;
-            }
-            return Ok(());
-        };
-        validate_room_name(room)?;
-        let grant = match &self.verifier {
-            Some(verifier) => Some(verifier.verify(token, room).map_err(refused)?),
-            None => None,
-        };
-        // `?readonly=1` can only lower what the token grants.
-        let readonly = grant.as_ref().is_some_and(|g| g.readonly)
-            || matches!(
-                query
-                    .get("readonly")
-                    .map(|v| v.to_ascii_lowercase())
-                    .as_deref(),
-                Some("1" | "true" | "yes")
-            );
-        let mut membership = self.membership(
-            Scope::Room(room.to_string()),
-            connection_id,
-            endpoint,
-            readonly,
-        );
-        if let Some(grant) = &grant {
-            // The records die with the token: its next message after `exp` finds no membership
-            // and the connection is closed.
-            membership.expires_at = membership.expires_at.min(grant.expires_at);
-        }
-        self.ports.connections.join(membership).await?;
-        Ok(())
-    }
-
     /// `$default`: one text frame from a connection. Replies go out through the fanout port.
     pub async fn on_message(
         &self,
@@ -137,17 +95,27 @@ impl Handler {
         endpoint: &str,
         body: &str,
     ) -> HandlerResult<()> {
-        let result = if is_signaling_frame(body) {
-            self.on_signaling(connection_id, endpoint, body).await
-        } else if is_piece_frame(body) {
-            self.on_piece(connection_id, endpoint, body).await
-        } else {
-            self.on_doc_frame(connection_id, endpoint, body).await
+        let signaling = is_signaling_frame(body);
+        let result = match self.admit_message(connection_id, endpoint, signaling).await {
+            Err(e) => Err(e),
+            Ok(()) if signaling => self.on_signaling(connection_id, endpoint, body).await,
+            Ok(()) if is_piece_frame(body) => self.on_piece(connection_id, endpoint, body).await,
+            Ok(()) => self.on_doc_frame(connection_id, endpoint, body).await,
         };
-        if let Err(HandlerError::BadRequest(reason)) = &result {
-            tracing::warn!(connection_id, %reason, "closing connection after bad input");
+        let closing = match &result {
+            Err(HandlerError::BadRequest(reason)) => {
+                tracing::warn!(connection_id, %reason, "closing connection after bad input");
+                true
+            }
+            Err(HandlerError::PolicyViolation(reason)) => {
+                tracing::warn!(connection_id, %reason, "closing connection (policy violation)");
+                true
+            }
+            _ => false,
+        };
+        if closing {
             if let Err(e) = self.ports.fanout.close(endpoint, connection_id).await {
-                tracing::debug!(connection_id, error = %e, "close after bad input failed");
+                tracing::debug!(connection_id, error = %e, "close failed");
             }
         }
         result
@@ -177,6 +145,7 @@ impl Handler {
             readonly,
             joined_at_ms: now.as_millis() as u64,
             expires_at: now.as_secs() + self.config.connection_ttl.as_secs(),
+            credential: None,
         }
     }
 }
@@ -193,25 +162,6 @@ fn refused(error: AuthError) -> HandlerError {
 /// the handler's `$connect` and the local gateway's logs alike.
 pub fn requested_room<'q>(param: impl Fn(&str) -> Option<&'q str>) -> Option<&'q str> {
     ["room", "doc"].into_iter().find_map(param)
-}
-
-/// Room names come from URLs: refuse empty, oversized and control-character names up front.
-pub fn validate_room_name(room: &str) -> HandlerResult<()> {
-    if room.is_empty() {
-        return Err(HandlerError::BadRequest("room name is empty".into()));
-    }
-    if room.len() > MAX_ROOM_NAME_BYTES {
-        return Err(HandlerError::BadRequest(format!(
-            "room name is {} bytes, more than {MAX_ROOM_NAME_BYTES}",
-            room.len()
-        )));
-    }
-    if room.chars().any(char::is_control) {
-        return Err(HandlerError::BadRequest(
-            "room name contains control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

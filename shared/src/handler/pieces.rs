@@ -8,7 +8,6 @@
 use super::{Handler, HandlerError, HandlerResult};
 use crate::ports::{PieceOutcome, PieceRefusal};
 use crate::protocol::pieces::parse_piece;
-use crate::protocol::{transport, ywebsocket};
 
 impl Handler {
     pub(super) async fn on_piece(
@@ -65,17 +64,12 @@ impl Handler {
 
     /// Tells the client why its message is refused; the caller's error closes the connection.
     async fn refuse(&self, connection_id: &str, endpoint: &str, reason: String) -> HandlerError {
-        let denied = transport::encode_frame(&ywebsocket::encode_permission_denied(&format!(
-            "ylambda: message refused: {reason}"
-        )));
-        if let Err(error) = self
-            .ports
-            .fanout
-            .post(endpoint, connection_id, &denied)
-            .await
-        {
-            tracing::debug!(connection_id, %error, "could not say why the message is refused");
-        }
+        self.tell_denied(
+            connection_id,
+            endpoint,
+            &format!("message refused: {reason}"),
+        )
+        .await;
         HandlerError::BadRequest(reason)
     }
 }

@@ -1,7 +1,11 @@
 //! y-webrtc signaling: topics are memberships of `topic#T`, so disconnect cleanup and TTLs work
 //! exactly as for rooms.
-use super::{Handler, HandlerError, HandlerResult, MAX_ROOM_NAME_BYTES};
-use crate::ports::Scope;
+//!
+//! With access control on, a signaling connection's token (kept in its `peer#` record) must open
+//! every topic it subscribes or publishes to, and must not have expired.
+use super::admission::credential_opens;
+use super::{Handler, HandlerError, HandlerResult};
+use crate::ports::{Credential, Scope};
 use crate::protocol::signaling::{self, SignalingMessage};
 
 impl Handler {
@@ -15,9 +19,18 @@ impl Handler {
             signaling::decode(body).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
         match message {
             SignalingMessage::Subscribe(topics) => {
+                let credential = self.signaling_credential(connection_id, endpoint).await?;
+                for topic in &topics {
+                    self.validate_room_name(topic)?;
+                    self.check_topic_grant(credential.as_ref(), connection_id, endpoint, topic)
+                        .await?;
+                }
+                self.check_topic_count(connection_id, endpoint, &topics)
+                    .await?;
                 for topic in topics {
-                    check_topic(&topic)?;
-                    let m = self.membership(Scope::Topic(topic), connection_id, endpoint, false);
+                    let mut m =
+                        self.membership(Scope::Topic(topic), connection_id, endpoint, false);
+                    m.credential = credential.clone();
                     self.ports.connections.join(m).await?;
                 }
             }
@@ -30,6 +43,9 @@ impl Handler {
                 }
             }
             SignalingMessage::Publish { topic, message } => {
+                let credential = self.signaling_credential(connection_id, endpoint).await?;
+                self.check_topic_grant(credential.as_ref(), connection_id, endpoint, &topic)
+                    .await?;
                 // As y-webrtc's server does: to every subscriber, the sender included, with the
                 // subscriber count in `clients`.
                 let members = self.ports.connections.members(&Scope::Topic(topic)).await?;
@@ -50,12 +66,72 @@ impl Handler {
     }
 }
 
-fn check_topic(topic: &str) -> HandlerResult<()> {
-    if topic.len() > MAX_ROOM_NAME_BYTES {
-        return Err(HandlerError::BadRequest(format!(
-            "topic is {} bytes, more than {MAX_ROOM_NAME_BYTES}",
-            topic.len()
-        )));
+impl Handler {
+    /// The signaling connection's credential with access control on (`None` when it is off);
+    /// a connection whose token expired is closed here.
+    async fn signaling_credential(
+        &self,
+        connection_id: &str,
+        endpoint: &str,
+    ) -> HandlerResult<Option<Credential>> {
+        if self.verifier.is_none() {
+            return Ok(None);
+        }
+        let Some(record) = self
+            .own_record(connection_id, |scope| matches!(scope, Scope::Peer(_)))
+            .await?
+        else {
+            let reason = "signaling connection without a token record".to_string();
+            return Err(self.violation(connection_id, endpoint, false, reason).await);
+        };
+        self.check_credential(&record, endpoint, false).await?;
+        Ok(record.credential)
     }
-    Ok(())
+
+    async fn check_topic_grant(
+        &self,
+        credential: Option<&Credential>,
+        connection_id: &str,
+        endpoint: &str,
+        topic: &str,
+    ) -> HandlerResult<()> {
+        match credential {
+            Some(c) if !credential_opens(c, topic) => {
+                let reason = format!("the token does not open topic {topic:?}");
+                Err(self.violation(connection_id, endpoint, false, reason).await)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// At most `max_topics_per_connection` topics once `topics` are joined.
+    async fn check_topic_count(
+        &self,
+        connection_id: &str,
+        endpoint: &str,
+        topics: &[String],
+    ) -> HandlerResult<()> {
+        let most = self.config.limits.max_topics_per_connection;
+        if topics.len() > most {
+            let reason = format!("more than {most} topics");
+            return Err(self.violation(connection_id, endpoint, false, reason).await);
+        }
+        let mut joined: std::collections::HashSet<String> = self
+            .ports
+            .connections
+            .memberships_of(connection_id)
+            .await?
+            .into_iter()
+            .filter_map(|m| match m.scope {
+                Scope::Topic(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        joined.extend(topics.iter().cloned());
+        if joined.len() > most {
+            let reason = format!("more than {most} topics");
+            return Err(self.violation(connection_id, endpoint, false, reason).await);
+        }
+        Ok(())
+    }
 }

@@ -79,6 +79,15 @@ async fn redis_doc_store_conforms() {
 }
 
 #[tokio::test]
+async fn redis_rate_counters_conform() {
+    let Some(store) = store("redis_rate_counters_conform").await else {
+        return;
+    };
+    let _shared = SERVER.read().await;
+    conformance::rate_counter_suite(&store).await;
+}
+
+#[tokio::test]
 async fn redis_piece_store_conforms() {
     let Some(store) = store("redis_piece_store_conforms").await else {
         return;

@@ -198,7 +198,7 @@ export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 300
  *   which, like a browser, sends every message as one frame
  * @return {Client}
  */
-export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), connect = true, user, maxBackoffTime = 1000, socket = 'ws' } = {}) => {
+export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), connect = true, user, maxBackoffTime = 1000, socket = 'ws', protocols = [] } = {}) => {
   const connections = { count: 0, sockets: /** @type {any[]} */ ([]) }
   if (socket === 'builtin' && typeof globalThis.WebSocket !== 'function') {
     throw new Error('no built-in WebSocket: run node with --experimental-websocket (Node 20)')
@@ -216,6 +216,7 @@ export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), conne
   const provider = new WebsocketProvider(server.url, room, doc, {
     WebSocketPolyfill: /** @type {any} */ (CountingSocket),
     params,
+    protocols,
     connect: false,
     disableBc: true,
     maxBackoffTime
@@ -293,8 +294,8 @@ export const crashClient = (client) => {
  * @param {string} [query] e.g. '?room=x'
  * @return {Promise<RawClient>}
  */
-export const rawClient = async (server, query = '') => {
-  const ws = new WebSocket(`${server.url}/${query}`)
+export const rawClient = async (server, query = '', protocols = undefined) => {
+  const ws = new WebSocket(`${server.url}/${query}`, protocols)
   /** @type {RawClient} */
   const c = /** @type {any} */ ({ ws, texts: [], binaries: [], closeInfo: null, errors: [] })
   raws.add(c)
@@ -369,7 +370,10 @@ export const describeMessage = (bytes) => {
   const type = decoding.readVarUint(d)
   if (type === messageSync) return { type: 'sync', syncType: decoding.readVarUint(d), payload: decoding.readVarUint8Array(d) }
   if (type === messageAwareness) return { type: 'awareness', payload: decoding.readVarUint8Array(d) }
-  if (type === messageAuth) return { type: 'auth' }
+  if (type === messageAuth) {
+    // y-protocols/auth: permission type (0 = denied), then the reason
+    return decoding.readVarUint(d) === 0 ? { type: 'auth', reason: decoding.readVarString(d) } : { type: 'auth' }
+  }
   if (type === messageQueryAwareness) return { type: 'query-awareness' }
   return { type: 'unknown:' + type }
 }

@@ -11,6 +11,7 @@ mod ids;
 mod in_process;
 mod management;
 mod server;
+mod throttle;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub rooms: Mutex<BTreeSet<String>>,
     /// Turns true when shutdown begins.
     pub shutdown: watch::Receiver<bool>,
+    /// API Gateway's route throttling.
+    pub throttles: throttle::RouteThrottles,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then closes every connection with
@@ -122,6 +125,7 @@ impl Gateway {
         let (stop, stopping) = watch::channel(false);
         let shared = Arc::new(Shared {
             invoker,
+            throttles: throttle::RouteThrottles::new(&config.throttle),
             config,
             registry,
             api_id: ids::api_id(),

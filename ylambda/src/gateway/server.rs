@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite;
 use ylambda_shared::handler::requested_room;
 
 use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing};
+use super::throttle;
 use super::{events, ids, management, Shared};
 
 /// Room between API Gateway's message limit and the point where tungstenite itself gives up on a
@@ -93,6 +94,10 @@ async fn websocket(
         // Not a WebSocket handshake (plain GET, wrong method...): axum's own answer says why.
         Err(rejection) => return rejection.into_response(),
     };
+    if !shared.throttles.connect.try_take() {
+        tracing::info!("refused upgrade: $connect throttled (429), as API Gateway would");
+        return message_json(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
     let Some(stage) = stage_of(uri.path()) else {
         tracing::info!(
             path = uri.path(),
@@ -262,6 +267,13 @@ async fn run(
                             "message over the limit"
                         );
                         server_close(MESSAGE_TOO_BIG, "Message too big");
+                    }
+                    Message::Text(_) if !shared.throttles.message.try_take() => {
+                        // Throttled: not routed, and the client is told (the connection stays).
+                        let request_id = ids::request_id();
+                        tracing::debug!(connection_id = connection.id(), "message throttled");
+                        let frame = throttle::too_many_requests(connection.id(), &request_id);
+                        let _ = connection.send(Outgoing::Text(frame));
                     }
                     Message::Text(text) => {
                         // Awaited before the next frame is read: one connection's messages are

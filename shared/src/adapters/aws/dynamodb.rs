@@ -1,8 +1,8 @@
 //! DynamoDB connection store: the single table of ARCHITECTURE.md ("DynamoDB").
 //!
-//! | pk | sk | data | endpoint | readonly | ttl |
-//! | --- | --- | --- | --- | --- | --- |
-//! | `room#R` / `topic#T` ([`Scope::key`]) | `conn#{connectionId}` | joined-at ms, 20 digits | S | BOOL | N, epoch s |
+//! | pk | sk | data | endpoint | readonly | ttl | sub, token_exp, grants |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | `room#R` / `topic#T` / `peer#C` ([`Scope::key`]) | `conn#{connectionId}` | joined-at ms, 20 digits | S | BOOL | N, epoch s | S, N, L of S: only with a token |
 //!
 //! | `room#R` | `meta` | (none) | `created_ms`, `last_active_ms`, `updates`, `snapshots`, `snapshot_version`, `snapshot_bytes` |
 //!
@@ -20,7 +20,8 @@ use aws_sdk_dynamodb::Client;
 use super::backend_error;
 use crate::adapters::unix_now_secs;
 use crate::ports::{
-    ConnectionStore, Membership, RoomMeta, Scope, SnapshotRecord, StoreError, StoreResult,
+    ConnectionStore, Credential, Membership, RoomMeta, Scope, SnapshotRecord, StoreError,
+    StoreResult,
 };
 
 /// The index that finds a connection's memberships (`$disconnect`, 410 clean-up).
@@ -186,7 +187,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 fn to_item(m: &Membership) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".to_string(), s(m.scope.key())),
         (
             "sk".to_string(),
@@ -197,7 +198,44 @@ fn to_item(m: &Membership) -> Item {
         ("endpoint".to_string(), s(m.endpoint.clone())),
         ("readonly".to_string(), AttributeValue::Bool(m.readonly)),
         (TTL_ATTRIBUTE.to_string(), number(m.expires_at)),
-    ])
+    ]);
+    if let Some(credential) = &m.credential {
+        if let Some(sub) = &credential.sub {
+            item.insert("sub".to_string(), s(sub.clone()));
+        }
+        item.insert("token_exp".to_string(), number(credential.token_expires_at));
+        let grants = credential.rooms.iter().map(|r| s(r.clone())).collect();
+        item.insert("grants".to_string(), AttributeValue::L(grants));
+    }
+    item
+}
+
+/// The credential attributes of an item, present only on records written with a token.
+fn credential(item: &Item) -> Result<Option<Credential>, String> {
+    if !item.contains_key("token_exp") {
+        return Ok(None);
+    }
+    let sub = match item.get("sub") {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        None => None,
+        Some(other) => return Err(format!("attribute sub is not a string: {other:?}")),
+    };
+    let rooms = match item.get("grants") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(r) => Ok(r.clone()),
+                other => Err(format!("grants entry is not a string: {other:?}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+        Some(other) => return Err(format!("attribute grants is not a list: {other:?}")),
+    };
+    Ok(Some(Credential {
+        sub,
+        token_expires_at: unsigned(item, "token_exp")?,
+        rooms,
+    }))
 }
 
 /// A string attribute of an item.
@@ -243,6 +281,7 @@ fn from_item(item: &Item) -> Result<Membership, String> {
         readonly,
         joined_at_ms,
         expires_at,
+        credential: credential(item)?,
     })
 }
 

@@ -14,6 +14,8 @@
 //! | `yl:{R}:compact` | string | compaction lock token (SET NX PX) |
 //! | `yl:{R}:epoch` | string | `1` while the room's live data exists (ARCHITECTURE.md invariant 6) |
 //! | `yl:{R}` | channel | every relayed message (PUBLISH) |
+//! | `ylp:{C}:m:{id}`, `ylp:{C}:open` | hash, zset | pieces of connection `C`'s messages (see `pieces`) |
+//! | `ylr:{C}:{W}` | string | messages connection `C` sent in rate window `W` (INCR, EXPIRE) |
 //!
 //! `R` is the room name with `%`, `{` and `}` percent-escaped (the empty name is written `%`), so a
 //! name can neither end the hash tag early nor make two rooms share keys.
@@ -42,7 +44,7 @@ mod wire;
 use pieces::{piece_outcome, PieceKeys, PIECE_SCRIPT};
 use wire::{
     decode_awareness, encode_awareness, is_unexpected_data, next_stream_id, parse_log, redact_url,
-    set_nx_outcome, RoomKeys, LOG_FIELD,
+    room_tag, set_nx_outcome, RoomKeys, LOG_FIELD,
 };
 
 use crate::adapters::unix_now_ms;
@@ -58,6 +60,10 @@ pub const AWARENESS_TTL_MS: u64 = 3 * 60 * 60 * 1000;
 
 /// Establishing a connection (TCP + TLS + AUTH): ElastiCache in a VPC answers in milliseconds; a
 /// few seconds covers a failover without hanging a Lambda until its own timeout.
+/// Lifetime of a rate counter (`ylr:`): longer than any rate window the handler uses, so a
+/// window's count lives through the window.
+pub const RATE_COUNTER_TTL_SECS: u64 = 60;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One command's answer. The crate's default (500 ms) is too tight for reading or trimming a long
 /// log; Lambdas time out after seconds, so this still fails before they do.
@@ -496,5 +502,27 @@ impl DocStore for RedisDocStore {
                 self.target
             ))
         })
+    }
+
+    /// One pipelined round trip: INCR the window's counter and give it a TTL (windows are
+    /// shorter than [`RATE_COUNTER_TTL_SECS`]), so counters of quiet connections vanish.
+    #[tracing::instrument(level = "debug", skip_all, fields(connection_id))]
+    async fn count_message(&self, connection_id: &str, window: u64) -> StoreResult<u64> {
+        let key = format!("ylr:{{{}}}:{window}", room_tag(connection_id));
+        let (count, _): (u64, i64) = redis::pipe()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(RATE_COUNTER_TTL_SECS)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "redis count_message for connection {connection_id:?} at {}: {e}",
+                    self.target
+                ))
+            })?;
+        Ok(count)
     }
 }

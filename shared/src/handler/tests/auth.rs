@@ -1,5 +1,6 @@
 //! Access control at `$connect`: no token, a bad one or one for other rooms is refused before
-//! anything is stored; a read-only token is enforced; the records die with the token.
+//! anything is stored; a read-only token is enforced; an expired token closes the connection at
+//! its next message; tokens travel in the query or a subprotocol; signaling topics are checked.
 use crate::adapters::unix_now_secs;
 use crate::auth::{mint_hs256, Access, Claims};
 use crate::config::Secret;
@@ -118,31 +119,143 @@ async fn a_read_only_token_is_enforced_and_readonly_only_lowers_rights() {
     assert!(readonly("ro"), "access: ro cannot be raised by ?readonly=0");
     assert!(readonly("lowered"));
     assert!(!readonly("rw"));
-    // The read-only connection's update is dropped.
-    h.send(
-        "ro",
-        &ywebsocket::encode_update(&Client::new(1).insert(0, "nope")),
-    )
-    .await
-    .unwrap();
+    // The read-only connection's updates are dropped; the first is answered with
+    // permission-denied, the next ones silently.
+    let writer = Client::new(1);
+    for attempt in 0..3 {
+        h.send("ro", &ywebsocket::encode_update(&writer.insert(0, "nope")))
+            .await
+            .unwrap();
+        let told = h.take("ro");
+        let denied = told
+            .iter()
+            .filter(|m| matches!(m, Incoming::Auth(Some(r)) if r.contains("read-only")))
+            .count();
+        assert_eq!(
+            denied,
+            usize::from(attempt == 0),
+            "attempt {attempt}: {told:?}"
+        );
+    }
     assert!(h.docs.read_log("r").await.unwrap().updates.is_empty());
+    assert!(h.fanout.closed.lock().unwrap().is_empty(), "not closed");
 }
 
 #[tokio::test]
-async fn the_records_of_a_connection_end_with_its_token() {
+async fn a_connection_is_closed_at_its_first_message_after_its_token_expires() {
     let h = secured();
     let short = token(Claims {
-        exp: unix_now_secs() + 30,
+        exp: unix_now_secs() + 1,
+        sub: Some("user-9".into()),
         ..for_room("r")
     });
     h.handler
         .on_connect("c", ENDPOINT, &query(&[("room", "r"), ("token", &short)]))
         .await
         .unwrap();
-    let members = h.members("r").await;
+    let record = &h.members("r").await[0];
+    let credential = record.credential.as_ref().expect("credential kept");
+    assert_eq!(credential.sub.as_deref(), Some("user-9"), "sub is kept");
+    let client = Client::new(1);
+    h.send("c", &client.sync_step1()).await.unwrap();
+    h.take("c");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let result = h
+        .send("c", &ywebsocket::encode_update(&client.insert(0, "late")))
+        .await;
     assert!(
-        members[0].expires_at <= unix_now_secs() + 30,
-        "{:?}",
-        members[0]
+        matches!(&result, Err(HandlerError::PolicyViolation(r)) if r == "token expired"),
+        "{result:?}"
     );
+    assert_eq!(*h.fanout.closed.lock().unwrap(), vec!["c".to_string()]);
+    let told = h.take("c");
+    assert!(
+        matches!(told.as_slice(), [Incoming::Auth(Some(reason))] if reason.contains("token expired")),
+        "{told:?}"
+    );
+    assert!(
+        h.docs.read_log("r").await.unwrap().updates.is_empty(),
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn a_token_can_travel_as_a_subprotocol_and_one_offered_is_answered() {
+    let h = secured();
+    let good = token(for_room("r"));
+    let offered = vec!["ylambda".to_string(), format!("token.{good}")];
+    let accepted = h
+        .handler
+        .on_connect_offering("c", ENDPOINT, &query(&[("room", "r")]), &offered)
+        .await
+        .unwrap();
+    assert_eq!(accepted.subprotocol.as_deref(), Some("ylambda"));
+    assert_eq!(h.member_ids("r").await, vec!["c".to_string()]);
+    // A forged token in the subprotocol is refused like one in the query.
+    let forged = mint_hs256(b"some other secret, also long enough", &for_room("r")).unwrap();
+    let result = h
+        .handler
+        .on_connect_offering(
+            "d",
+            ENDPOINT,
+            &query(&[("room", "r")]),
+            &[format!("token.{forged}")],
+        )
+        .await;
+    assert!(
+        matches!(result, Err(HandlerError::Refused { status: 401, .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn signaling_tokens_open_only_their_topics() {
+    let h = secured();
+    let team = token(Claims {
+        room: None,
+        rooms: Some(vec!["team/*".into()]),
+        ..for_room("")
+    });
+    h.handler
+        .on_connect("s", ENDPOINT, &query(&[("token", &team)]))
+        .await
+        .unwrap();
+    let subscribe = |topic: &str| format!(r#"{{"type":"subscribe","topics":["{topic}"]}}"#);
+    h.handler
+        .on_message("s", ENDPOINT, &subscribe("team/a"))
+        .await
+        .unwrap();
+    let result = h
+        .handler
+        .on_message("s", ENDPOINT, &subscribe("other"))
+        .await;
+    assert!(
+        matches!(&result, Err(HandlerError::PolicyViolation(r)) if r.contains("other")),
+        "{result:?}"
+    );
+    // Publishing into a topic the token does not open is refused too.
+    h.handler
+        .on_connect("p", ENDPOINT, &query(&[("token", &team)]))
+        .await
+        .unwrap();
+    let publish = r#"{"type":"publish","topic":"other","data":"x"}"#;
+    let result = h.handler.on_message("p", ENDPOINT, publish).await;
+    assert!(
+        matches!(result, Err(HandlerError::PolicyViolation(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        *h.fanout.closed.lock().unwrap(),
+        vec!["s".to_string(), "p".to_string()]
+    );
+    // A read-only token cannot be enforced between WebRTC peers: refused at `$connect`.
+    let ro = token(Claims {
+        access: Some(Access::Ro),
+        ..for_room("team/a")
+    });
+    let result = h
+        .handler
+        .on_connect("r", ENDPOINT, &query(&[("token", &ro)]))
+        .await;
+    assert_eq!(status(result), Some(403));
 }

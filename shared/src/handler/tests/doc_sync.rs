@@ -11,7 +11,7 @@ async fn connect_validates_the_room_and_accepts_doc_alias() {
         .on_connect("a", ENDPOINT, &q("room", ""))
         .await
         .is_err());
-    let long = "x".repeat(MAX_ROOM_NAME_BYTES + 1);
+    let long = "x".repeat(h.handler.config().limits.max_room_name_bytes + 1);
     assert!(h
         .handler
         .on_connect("a", ENDPOINT, &q("room", &long))

@@ -5,6 +5,7 @@ mod awareness;
 mod compaction;
 mod delivery;
 mod doc_sync;
+mod limits;
 mod pieces;
 mod signaling;
 
