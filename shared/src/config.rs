@@ -262,7 +262,33 @@ impl Config {
         if config.backend == Backend::Aws {
             config.aws_settings()?;
         }
-        config.auth_secret = text("YLAMBDA_AUTH_SECRET").map(Secret);
+        // A blank secret is no secret; any other is kept untrimmed: the exact bytes apps sign with.
+        config.auth_secret = lookup("YLAMBDA_AUTH_SECRET")
+            .filter(|v| !v.trim().is_empty())
+            .map(Secret);
+        // Set by template.yaml: a deployed function whose key is missing must fail at start,
+        // never run open.
+        if let Some(mode) = text("YLAMBDA_AUTH_MODE") {
+            let missing = |name, why| Err(ConfigError::Missing { name, why });
+            match mode.trim() {
+                "off" => config.auth_secret = None,
+                "hs256" if config.auth_secret.is_none() => {
+                    return missing("YLAMBDA_AUTH_SECRET", "YLAMBDA_AUTH_MODE=hs256 needs it")
+                }
+                "hs256" => {}
+                "jwks" if text("YLAMBDA_AUTH_JWKS_URL").is_none() => {
+                    return missing("YLAMBDA_AUTH_JWKS_URL", "YLAMBDA_AUTH_MODE=jwks needs it")
+                }
+                "jwks" => {}
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "YLAMBDA_AUTH_MODE",
+                        value: mode,
+                        reason: "must be `hs256`, `jwks` or `off`".into(),
+                    })
+                }
+            }
+        }
         config.management_endpoint =
             lookup("YLAMBDA_MANAGEMENT_ENDPOINT").filter(|v| !v.is_empty());
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -387,6 +413,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn an_auth_mode_without_its_key_fails_at_start() {
+        let e = from(&[("YLAMBDA_AUTH_MODE", "hs256")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_AUTH_SECRET"), "{e}");
+        let e = from(&[("YLAMBDA_AUTH_MODE", "jwks")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_AUTH_JWKS_URL"), "{e}");
+        let e = from(&[("YLAMBDA_AUTH_MODE", "maybe")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_AUTH_MODE"), "{e}");
+        let on = from(&[
+            ("YLAMBDA_AUTH_MODE", "hs256"),
+            ("YLAMBDA_AUTH_SECRET", " s "),
+        ])
+        .unwrap();
+        assert_eq!(on.auth_secret, Some(Secret(" s ".into())), "not trimmed");
+        let off = from(&[("YLAMBDA_AUTH_MODE", "off"), ("YLAMBDA_AUTH_SECRET", "s")]).unwrap();
+        assert_eq!(off.auth_secret, None);
     }
 
     #[test]
