@@ -2,7 +2,7 @@
 //! exactly as for rooms.
 //!
 //! With access control on, a signaling connection's token (kept in its `peer#` record) must open
-//! every topic it subscribes or publishes to, and must not have expired.
+//! every topic it subscribes or publishes to (others are ignored), and must not have expired.
 use super::admission::credential_opens;
 use super::{Handler, HandlerError, HandlerResult};
 use crate::ports::{Credential, Scope};
@@ -22,9 +22,11 @@ impl Handler {
                 let credential = self.signaling_credential(connection_id, endpoint).await?;
                 for topic in &topics {
                     self.validate_room_name(topic)?;
-                    self.check_topic_grant(credential.as_ref(), connection_id, endpoint, topic)
-                        .await?;
                 }
+                let topics: Vec<String> = topics
+                    .into_iter()
+                    .filter(|topic| granted(credential.as_ref(), connection_id, topic))
+                    .collect();
                 self.check_topic_count(connection_id, endpoint, &topics)
                     .await?;
                 for topic in topics {
@@ -44,8 +46,9 @@ impl Handler {
             }
             SignalingMessage::Publish { topic, message } => {
                 let credential = self.signaling_credential(connection_id, endpoint).await?;
-                self.check_topic_grant(credential.as_ref(), connection_id, endpoint, &topic)
-                    .await?;
+                if !granted(credential.as_ref(), connection_id, &topic) {
+                    return Ok(());
+                }
                 // As y-webrtc's server does: to every subscriber, the sender included, with the
                 // subscriber count in `clients`.
                 let members = self.ports.connections.members(&Scope::Topic(topic)).await?;
@@ -88,22 +91,6 @@ impl Handler {
         Ok(record.credential)
     }
 
-    async fn check_topic_grant(
-        &self,
-        credential: Option<&Credential>,
-        connection_id: &str,
-        endpoint: &str,
-        topic: &str,
-    ) -> HandlerResult<()> {
-        match credential {
-            Some(c) if !credential_opens(c, topic) => {
-                let reason = format!("the token does not open topic {topic:?}");
-                Err(self.violation(connection_id, endpoint, false, reason).await)
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// At most `max_topics_per_connection` topics once `topics` are joined.
     async fn check_topic_count(
         &self,
@@ -133,5 +120,22 @@ impl Handler {
             return Err(self.violation(connection_id, endpoint, false, reason).await);
         }
         Ok(())
+    }
+}
+
+/// Whether the connection's token (if access control is on) opens `topic`. A topic it does not
+/// open is left out, logged, and the connection kept: closing it would send y-webrtc, which
+/// reconnects at once after a connection that opened, into a tight reconnect loop.
+fn granted(credential: Option<&Credential>, connection_id: &str, topic: &str) -> bool {
+    match credential {
+        Some(c) if !credential_opens(c, topic) => {
+            tracing::warn!(
+                connection_id,
+                topic,
+                "the token does not open this topic: ignored"
+            );
+            false
+        }
+        _ => true,
     }
 }

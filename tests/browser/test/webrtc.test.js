@@ -7,8 +7,9 @@
 import { test, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { networkInterfaces } from 'node:os'
+import { execFileSync } from 'node:child_process'
 import {
-  startServer, launchBrowser, openPeer, waitFor, never, describePeers, serverProblems
+  startServer, launchBrowser, openPeer, waitFor, never, describePeers, serverProblems, serverBin
 } from '../lib/harness.js'
 import { startPageServer } from '../lib/page-server.js'
 
@@ -239,4 +240,43 @@ test('[aws] the gateway on DynamoDB + Redis + S3: two pages become WebRTC peers;
   const aws = await startServer({ env: { YLAMBDA_BACKEND: 'aws' } })
   servers.add(aws)
   await withDiagnostics(aws, () => twoPagesSync(aws, { prefix: 'aws' }))
+})
+
+test(`[${backend}] access control: a page with a valid token becomes a peer; a page without one, or with a token for another room, gets nothing`, async () => {
+  const secret = 'browser test secret, long enough for HS256'
+  const secured = await startServer({ env: { YLAMBDA_BACKEND: backend, YLAMBDA_AUTH_SECRET: secret } })
+  servers.add(secured)
+  const mint = (room) => execFileSync(serverBin(), ['token', '--room', room], {
+    env: { ...process.env, YLAMBDA_AUTH_SECRET: secret },
+    encoding: 'utf8'
+  }).trim()
+  await withDiagnostics(secured, async () => {
+    const room = roomName('token')
+    // y-webrtc takes the token in its signaling URL's query.
+    const signalingWith = (token) => ({ url: `${secured.url}?token=${token}` })
+    const a = await peer('A(token)', room, signalingWith(mint(room)))
+    await waitFor(async () => (await a.call('roomPublishesSeen')) >= 1, SYNC_MS,
+      'A\'s announce came back from the signaling server')
+    const b = await peer('B(token)', room, signalingWith(mint(room)))
+    await webrtcPeered(a, b)
+    await a.call('insert', 0, 'for token holders')
+    await waitFor(async () => (await b.call('text')) === 'for token holders', SYNC_MS, 'B has A\'s text')
+
+    const none = await peer('C(no token)', room, { url: secured.url })
+    const other = await peer('D(token for another room)', room, signalingWith(mint(`${room}-other`)))
+    await never(async () => {
+      for (const p of [none, other]) {
+        const state = await p.call('peers')
+        if (state.webrtcConnected > 0 || (await p.call('text')) !== '') return true
+      }
+      return false
+    }, 4000, 'a page without a valid token for the room got a peer or the text')
+    // The one without a token never gets a signaling connection (401 at $connect); the other's
+    // subscription to a topic its token does not open is ignored (its connection kept, so
+    // y-webrtc does not reconnect in a loop).
+    assert.deepEqual((await none.call('peers')).signaling.map((s) => s.connected), [false])
+    assert.deepEqual((await other.call('peers')).signaling.map((s) => s.connected), [true])
+    assert.match(secured.log(), /the token does not open this topic/)
+    assert.ok(secured.alive(), 'ylambda dev is still running')
+  })
 })
