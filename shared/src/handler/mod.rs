@@ -58,7 +58,7 @@ pub struct Handler {
     ports: Ports,
     config: Config,
     rooms: room_cache::RoomCache,
-    /// Checks tokens when `YLAMBDA_AUTH_SECRET` is set.
+    /// Checks tokens when `YLAMBDA_AUTH_SECRET` or `YLAMBDA_AUTH_JWKS_URL` is set.
     verifier: Option<Verifier>,
 }
 
@@ -66,10 +66,7 @@ impl Handler {
     pub fn new(ports: Ports, config: Config) -> Self {
         Handler {
             ports,
-            verifier: config
-                .auth_secret
-                .as_ref()
-                .map(|secret| Verifier::hs256(secret.0.as_bytes())),
+            verifier: Verifier::from_config(&config),
             config,
             rooms: room_cache::RoomCache::default(),
         }
@@ -97,13 +94,13 @@ impl Handler {
         let Some(room) = requested_room(|name| query.get(name).map(String::as_str)) else {
             // A signaling connection: with access control on, it needs a valid token too.
             if let Some(verifier) = &self.verifier {
-                verifier.check(token).map_err(refused)?;
+                verifier.check(token).await.map_err(refused)?;
             }
             return Ok(());
         };
         validate_room_name(room)?;
         let grant = match &self.verifier {
-            Some(verifier) => Some(verifier.verify(token, room).map_err(refused)?),
+            Some(verifier) => Some(verifier.verify(token, room).await.map_err(refused)?),
             None => None,
         };
         // `?readonly=1` can only lower what the token grants.
