@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::JwksUrl;
 use crate::ports::PieceLimits;
 
 /// API Gateway's limit on one WebSocket message (128 KB).
@@ -72,6 +73,14 @@ pub struct Config {
     pub limits: AbuseLimits,
     /// API Gateway's route throttling, as `ylambda dev` emulates it (`YLAMBDA_THROTTLE_*`).
     pub throttle: Throttle,
+    /// `YLAMBDA_AUTH_JWKS_URL`: where the identity provider publishes the public keys of RS256 /
+    /// ES256 tokens (https; http only to a loopback host). May be set with the secret.
+    pub auth_jwks_url: Option<JwksUrl>,
+    /// `YLAMBDA_AUTH_ISSUER` (comma-separated): a token's `iss` must be one of these. Empty: not checked.
+    pub auth_issuers: Vec<String>,
+    /// `YLAMBDA_AUTH_AUDIENCE` (comma-separated): a token's `aud` must name one of these. Empty:
+    /// a token with an `aud` is refused.
+    pub auth_audiences: Vec<String>,
     /// `YLAMBDA_BACKEND`: `embedded` (default) or `aws`.
     pub backend: Backend,
     /// `YLAMBDA_TABLE`: the DynamoDB connections table (backend `aws`).
@@ -107,6 +116,9 @@ impl Default for Config {
             auth_secret: None,
             limits: AbuseLimits::default(),
             throttle: Throttle::default(),
+            auth_jwks_url: None,
+            auth_issuers: Vec::new(),
+            auth_audiences: Vec::new(),
             management_endpoint: None,
             backend: Backend::Embedded,
             table: None,
@@ -266,17 +278,60 @@ impl Config {
         config.auth_secret = lookup("YLAMBDA_AUTH_SECRET")
             .filter(|v| !v.trim().is_empty())
             .map(Secret);
+        if let Some(value) = text("YLAMBDA_AUTH_JWKS_URL") {
+            config.auth_jwks_url =
+                Some(
+                    JwksUrl::parse(&value).map_err(|reason| ConfigError::Invalid {
+                        name: "YLAMBDA_AUTH_JWKS_URL",
+                        value,
+                        reason,
+                    })?,
+                );
+        }
+        let list = |name: &str| -> Vec<String> {
+            text(name)
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        config.auth_issuers = list("YLAMBDA_AUTH_ISSUER");
+        config.auth_audiences = list("YLAMBDA_AUTH_AUDIENCE");
+        if config.auth_secret.is_none() && config.auth_jwks_url.is_none() {
+            // Checks that would silently not run: refuse to start rather than run open.
+            for (name, values) in [
+                ("YLAMBDA_AUTH_ISSUER", &config.auth_issuers),
+                ("YLAMBDA_AUTH_AUDIENCE", &config.auth_audiences),
+            ] {
+                if !values.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: values.join(","),
+                        reason: "needs YLAMBDA_AUTH_SECRET or YLAMBDA_AUTH_JWKS_URL: without \
+                                 either no token is checked"
+                            .into(),
+                    });
+                }
+            }
+        }
         // Set by template.yaml: a deployed function whose key is missing must fail at start,
         // never run open.
         if let Some(mode) = text("YLAMBDA_AUTH_MODE") {
             let missing = |name, why| Err(ConfigError::Missing { name, why });
             match mode.trim() {
-                "off" => config.auth_secret = None,
+                "off" => {
+                    config.auth_secret = None;
+                    config.auth_jwks_url = None;
+                    config.auth_issuers.clear();
+                    config.auth_audiences.clear();
+                }
                 "hs256" if config.auth_secret.is_none() => {
                     return missing("YLAMBDA_AUTH_SECRET", "YLAMBDA_AUTH_MODE=hs256 needs it")
                 }
                 "hs256" => {}
-                "jwks" if text("YLAMBDA_AUTH_JWKS_URL").is_none() => {
+                "jwks" if config.auth_jwks_url.is_none() => {
                     return missing("YLAMBDA_AUTH_JWKS_URL", "YLAMBDA_AUTH_MODE=jwks needs it")
                 }
                 "jwks" => {}
@@ -483,6 +538,52 @@ mod tests {
             from(&[("YLAMBDA_AUTH_SECRET", " ")]).unwrap().auth_secret,
             None
         );
+    }
+
+    #[test]
+    fn jwks_issuer_and_audience_are_read() {
+        let url = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/jwks.json";
+        let c = from(&[
+            ("YLAMBDA_AUTH_JWKS_URL", url),
+            ("YLAMBDA_AUTH_ISSUER", "https://issuer.example"),
+            ("YLAMBDA_AUTH_AUDIENCE", " app-1, app-2 ,,"),
+        ])
+        .unwrap();
+        assert_eq!(c.auth_jwks_url.unwrap().to_string(), url);
+        assert_eq!(c.auth_issuers, ["https://issuer.example"]);
+        assert_eq!(c.auth_audiences, ["app-1", "app-2"]);
+        for local in [
+            "http://127.0.0.1:8080/jwks.json",
+            "http://localhost/k",
+            "http://[::1]:1/k",
+        ] {
+            assert!(from(&[("YLAMBDA_AUTH_JWKS_URL", local)]).is_ok(), "{local}");
+        }
+    }
+
+    #[test]
+    fn a_bad_jwks_url_fails_loudly() {
+        for (url, why) in [
+            ("http://example.com/jwks.json", "https"),
+            ("ftp://example.com/jwks.json", "https"),
+            ("example.com/jwks.json", "https"),
+            ("/jwks.json", "https"),
+            ("https://exa mple.com/", "not a URL"),
+        ] {
+            let e = from(&[("YLAMBDA_AUTH_JWKS_URL", url)]).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("YLAMBDA_AUTH_JWKS_URL"), "{url}: {text}");
+            assert!(text.contains(why), "{url}: {text}");
+        }
+    }
+
+    #[test]
+    fn issuer_or_audience_without_a_key_fails_loudly() {
+        for name in ["YLAMBDA_AUTH_ISSUER", "YLAMBDA_AUTH_AUDIENCE"] {
+            let e = from(&[(name, "x")]).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+            assert!(from(&[(name, "x"), ("YLAMBDA_AUTH_SECRET", "s")]).is_ok());
+        }
     }
 
     #[test]

@@ -119,10 +119,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut config = Config::from_env().context("invalid configuration")?;
-    if config.auth_secret.is_none() {
+    if config.auth_secret.is_none() && config.auth_jwks_url.is_none() {
         tracing::warn!(
-            "YLAMBDA_AUTH_SECRET is not set: running OPEN, anyone who knows a room name can read \
-             and write it. Set it to require tokens (`ylambda token --room R` mints one)"
+            "YLAMBDA_AUTH_SECRET is not set (nor YLAMBDA_AUTH_JWKS_URL): running OPEN, anyone who \
+             knows a room name can read and write it. Set it to require tokens (`ylambda token \
+             --room R` mints one)"
         );
     }
     if let Some(listen) = args.listen {

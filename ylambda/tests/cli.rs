@@ -105,6 +105,7 @@ async fn token_prints_a_token_the_server_accepts_and_needs_the_secret() {
     assert!(status.success(), "{stderr}");
     let grant = Verifier::hs256(secret.as_bytes())
         .verify(Some(stdout.trim()), "notes")
+        .await
         .expect("the printed token is valid for the room");
     assert!(grant.readonly);
     assert_eq!(grant.sub.as_deref(), Some("me"));

@@ -63,7 +63,7 @@ impl Handler {
         };
         self.validate_room_name(room)?;
         let grant = match &self.verifier {
-            Some(verifier) => Some(verifier.verify(token, room).map_err(refused)?),
+            Some(verifier) => Some(verifier.verify(token, room).await.map_err(refused)?),
             None => None,
         };
         let scope = Scope::Room(room.to_string());
@@ -111,7 +111,7 @@ impl Handler {
         let Some(verifier) = &self.verifier else {
             return Ok(());
         };
-        let claims = verifier.check(token).map_err(refused)?;
+        let claims = verifier.check(token).await.map_err(refused)?;
         if claims.access == Some(crate::auth::Access::Ro) {
             // y-webrtc peers exchange edits directly: the server could not enforce it.
             return Err(HandlerError::Refused {

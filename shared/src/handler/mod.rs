@@ -62,7 +62,7 @@ pub struct Handler {
     rooms: room_cache::RoomCache,
     /// Read-only connections told (once) that their updates are dropped.
     told_readonly: admission::ToldOnce,
-    /// Checks tokens when `YLAMBDA_AUTH_SECRET` is set.
+    /// Checks tokens when `YLAMBDA_AUTH_SECRET` or `YLAMBDA_AUTH_JWKS_URL` is set.
     verifier: Option<Verifier>,
 }
 
@@ -70,10 +70,7 @@ impl Handler {
     pub fn new(ports: Ports, config: Config) -> Self {
         Handler {
             ports,
-            verifier: config
-                .auth_secret
-                .as_ref()
-                .map(|secret| Verifier::hs256(secret.0.as_bytes())),
+            verifier: Verifier::from_config(&config),
             config,
             rooms: room_cache::RoomCache::default(),
             told_readonly: admission::ToldOnce::default(),
