@@ -40,6 +40,17 @@ pub struct Claims {
     pub sub: Option<String>,
 }
 
+impl Claims {
+    /// The `room` and `rooms` patterns, in that order (exact names or `prefix*`).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.room
+            .iter()
+            .map(String::as_str)
+            .chain(self.rooms.iter().flatten().map(String::as_str))
+            .collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
@@ -195,12 +206,7 @@ impl Verifier {
     /// The grant `token` gives for `room`.
     pub async fn verify(&self, token: Option<&str>, room: &str) -> Result<Grant, AuthError> {
         let claims = self.check(token).await?;
-        let patterns: Vec<&str> = claims
-            .room
-            .iter()
-            .map(String::as_str)
-            .chain(claims.rooms.iter().flatten().map(String::as_str))
-            .collect();
+        let patterns = claims.patterns();
         if patterns.is_empty() {
             return Err(AuthError::Invalid("no room or rooms claim".into()));
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{refused, requested_room, Handler, HandlerError, HandlerResult};
 use crate::adapters::unix_now_secs;
-use crate::auth::{opens, Claims};
+use crate::auth::opens;
 use crate::config::RATE_WINDOW_SECS;
 use crate::ports::{Credential, Membership, Scope};
 use crate::protocol::{transport, ywebsocket};
@@ -121,7 +121,7 @@ impl Handler {
                     .into(),
             });
         }
-        let patterns = room_patterns(&claims);
+        let patterns: Vec<String> = claims.patterns().into_iter().map(String::from).collect();
         if patterns.is_empty() {
             return Err(HandlerError::Refused {
                 status: 401,
@@ -267,16 +267,6 @@ impl ToldOnce {
 /// Whether a signaling credential opens `topic` (y-webrtc topics are room names).
 pub(super) fn credential_opens(credential: &Credential, topic: &str) -> bool {
     credential.rooms.iter().any(|pattern| opens(pattern, topic))
-}
-
-/// A token's `room` and `rooms` patterns, in that order.
-fn room_patterns(claims: &Claims) -> Vec<String> {
-    claims
-        .room
-        .iter()
-        .chain(claims.rooms.iter().flatten())
-        .cloned()
-        .collect()
 }
 
 /// The token of a `token.<jwt>` subprotocol, if one was offered.
