@@ -44,3 +44,38 @@ fn signed_token(rest: &[u8]) -> String {
             .expect("sign");
     format!("{message}.{signature}")
 }
+
+/// Found by afl on the `on_message` target: an update that yrs decodes and applies (so
+/// `validate_update` accepted it and the room stored it), but that yrs' update-level encoder
+/// (`diff_updates_v1`, which answers every sync step 1, and `merge_updates_v1`, which
+/// compaction uses) turns into bytes yrs cannot decode: the server then sent every client an
+/// update it cannot read, and read_state reported the room's document as unreadable. One String
+/// item with an origin, whose text holds 4-byte UTF-8 (`😀`, two UTF-16 units), then an Any item.
+/// `validate_update` now also requires that re-encoding to decode, so the update is refused
+/// before it is stored.
+const DIFF_BREAKS_IT: &str = "010330308430300c3030c3b630303030f09f988046303004303030300474727565b230300105303030303004303030300130013030";
+
+#[test]
+fn an_update_yrs_cannot_re_encode_is_refused_before_it_is_stored() {
+    let update = hex(DIFF_BREAKS_IT);
+    assert!(
+        matches!(
+            ylambda_shared::doc::validate_update(&update),
+            Err(ylambda_shared::doc::DocError::InvalidUpdate(_))
+        ),
+        "{:?}",
+        ylambda_shared::doc::validate_update(&update)
+    );
+    // The minimized script: c0 sends it as an update, then c1 asks for the room's state.
+    let mut script = b"\n#\n\x04\x00\x02\x35".to_vec();
+    script.extend_from_slice(&update);
+    script.extend_from_slice(b"\n#\n\n#\n\x09\x00\x00\x01\x00");
+    replay("on_message", &script);
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
