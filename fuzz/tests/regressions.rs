@@ -13,12 +13,17 @@ fn replay(target: &str, input: &[u8]) {
 /// Found by the mutation driver on the `jwt` target (a harness bug, not a server bug): claims
 /// with invalid UTF-8 inside the string value of an unknown claim. jsonwebtoken (serde_json into
 /// `Claims`) skips unknown claims without checking their UTF-8, so the token is valid; the
-/// target's own JSON check refused it and called the acceptance a crash. The target now reads
-/// the claims as the server does, with unknown bytes replaced.
+/// target's own JSON check refused it and called the acceptance a crash. Then afl found the same
+/// with an unknown claim holding a number out of `f64` range (`"xp":4102E44800`). The target now
+/// reads the claims as the server does: into a struct, skipping the others.
 #[test]
 fn invalid_utf8_in_an_unknown_claim_is_ignored_like_the_claim() {
     let input = b"S\n{\"alg\":\"HS256\"}\n{\"exp\":4102444800,\"room\":\"notes\",\"accesw\":\"\xa8\x40\xe8\xce\x61dmin\"}";
     replay("jwt", input);
+    replay(
+        "jwt",
+        b"S\n{\"alg\":\"HS256\"}\n{\"exp\":4102444800,\"room\":\"notes\",\"xp\":4102E44800}",
+    );
     // The server accepts it: the unknown claim is ignored, the token opens the room, read-write.
     let token = signed_token(&input[2..]);
     let grant = ylambda_shared::auth::Verifier::hs256(targets::JWT_SECRET)
