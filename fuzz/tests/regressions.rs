@@ -84,3 +84,23 @@ fn hex(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// OPEN, found by afl on the `update` target in the long run (164 inputs, all mutations of the
+/// `rich-state` seed with 53-bit client ids; not minimized yet). yrs accepts each update; cutting
+/// yrs' own encoding of the resulting document with `split_update_v1` then gives pieces that
+/// (a) do not rebuild the same state vector + delete set, (b) include one yrs refuses on its own
+/// ("block parent ... must be deleted or shared ref type"), or (c) do not all apply. The server
+/// cuts a room's state this way for sync step 2 answers over the message limit, so a client could
+/// receive such pieces. Ignored until the splitter is fixed; run with `--ignored`.
+#[test]
+#[ignore = "open splitter findings, see the comment"]
+fn split_pieces_of_an_accepted_update_rebuild_it() {
+    for name in [
+        "split-content-differs",
+        "split-piece-invalid",
+        "split-pieces-do-not-apply",
+    ] {
+        let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
+        replay("update", &std::fs::read(&path).expect("regression input"));
+    }
+}
