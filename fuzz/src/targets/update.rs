@@ -1,0 +1,87 @@
+use ylambda_shared::doc::split::{split_update_v1, SplitError};
+use ylambda_shared::doc::{diff, merge, state_vector, validate_update};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, Snapshot, StateVector, Transact, Update};
+
+/// `[max piece size knob] [update v1 bytes]`: a Yjs update as a client sends it, through
+/// `validate_update`, `state_vector`, `diff`, `merge` and the splitter (`split_update_v1`, with a
+/// piece limit of 16 + knob bytes).
+///
+/// The raw update only has to be refused or accepted without a panic. When yrs accepts it, the
+/// document it makes, encoded by yrs (what the server merges and cuts for a sync step 2), must
+/// split (or be `Indivisible`), into pieces within the limit that each validate and, applied to
+/// a fresh document, give the same state.
+pub fn update(data: &[u8]) {
+    let Some((&knob, update)) = data.split_first() else {
+        return;
+    };
+    let max = 16 + usize::from(knob);
+    let validated = validate_update(update);
+    let _ = state_vector(update);
+    let _ = diff(update, &[0]);
+    let _ = diff(update, &[1, 1, 0]);
+    let _ = merge(&[update, update]);
+    let _ = split_update_v1(update, max);
+    if validated.is_err() {
+        return;
+    }
+    let Some(canonical) = encoded_state(&[update]) else {
+        return;
+    };
+    if canonical.len() > 16 * max {
+        // Many pieces, each checked on a document of its own: slow, and no new kind of cut.
+        return;
+    }
+    let pieces = match split_update_v1(&canonical, max) {
+        Ok(pieces) => pieces,
+        Err(SplitError::Indivisible { .. }) => return,
+        Err(e) => panic!("yrs' own encoding of an accepted update does not split: {e}"),
+    };
+    for piece in &pieces {
+        assert!(
+            piece.len() <= max,
+            "a {}-byte piece over the {max}-byte limit",
+            piece.len()
+        );
+        validate_update(piece).expect("every piece validates");
+    }
+    let rebuilt = encoded_state(&pieces).expect("the pieces apply");
+    // Compared by content (what was inserted and what deleted), not by bytes: yrs keeps items
+    // that arrive in separate updates apart, so the encodings differ in item layout.
+    assert_eq!(
+        snapshot(&rebuilt),
+        snapshot(&canonical),
+        "the pieces rebuild the document"
+    );
+}
+
+/// What a document made of `update` holds: its state vector and delete set.
+fn snapshot(update: &[u8]) -> Option<Snapshot> {
+    ylambda_shared::doc::guard("fuzz: snapshot a document", || {
+        let doc = Doc::new();
+        let decoded = Update::decode_v1(update).ok()?;
+        doc.transact_mut().apply_update(decoded).ok()?;
+        let snapshot = doc.transact().snapshot();
+        Some(snapshot)
+    })
+    .ok()
+    .flatten()
+}
+
+/// The state of a document after applying `updates`, as yrs encodes it; `None` if yrs refuses one
+/// (or panics: the guarded API already said whether that is acceptable).
+fn encoded_state<B: AsRef<[u8]>>(updates: &[B]) -> Option<Vec<u8>> {
+    ylambda_shared::doc::guard("fuzz: rebuild a document", || {
+        let doc = Doc::new();
+        for update in updates {
+            let decoded = Update::decode_v1(update.as_ref()).ok()?;
+            doc.transact_mut().apply_update(decoded).ok()?;
+        }
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        Some(state)
+    })
+    .ok()
+    .flatten()
+}
