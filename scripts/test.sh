@@ -35,6 +35,9 @@ cargo build --workspace
 step "cargo test (embedded, moto, redis-server, real Lambda binaries)"
 cargo test --workspace
 
+step "fuzz smoke: mutation driver over the seed corpus, 15 s per target (long runs: scripts/fuzz.sh)"
+bash scripts/fuzz.sh --smoke
+
 step "client adapter tests"
 (cd client && npm test)  # no dependencies, so nothing to install
 
@@ -43,6 +46,9 @@ bin="$PWD/target/debug/ylambda"
 
 step "end-to-end: real y-websocket / signaling clients against ylambda dev (embedded backend)"
 (cd tests/e2e && YLAMBDA_BIN="$bin" npm test)
+
+step "flood benchmark, short (full figures: cd tests/e2e && node bench/flood.mjs)"
+(cd tests/e2e && YLAMBDA_BIN="$bin" BENCH_SECONDS=3 BENCH_ROOMS=3 node bench/flood.mjs)
 
 # The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
 # Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to

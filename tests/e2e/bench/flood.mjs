@@ -10,6 +10,8 @@
 //   node bench/flood.mjs                     # from tests/e2e, YLAMBDA_BIN = the ylambda binary
 //   BENCH_SECONDS=3 BENCH_ROOMS=3 node bench/flood.mjs   # CI's smoke run
 //   BENCH_THROTTLE=api node bench/flood.mjs  # keep API Gateway's emulated route throttle on
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { startServer, cleanup, syncedClient, rawClient, waitFor, roomName, syncStep1, Y } from '../lib/helpers.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS || 10)
@@ -29,7 +31,8 @@ const runPhase = async (pairs, name, during) => {
     const observer = () => {
       const now = Date.now()
       for (const m of reader.text.toString().matchAll(/<(\w+):(\d+)>/g)) {
-        if (!seen.has(m[1])) { seen.add(m[1]); latencies.push(now - Number(m[2])) }
+        // this phase's markers only (the text holds every earlier phase's too)
+        if (m[1].startsWith(name) && !seen.has(m[1])) { seen.add(m[1]); latencies.push(now - Number(m[2])) }
       }
     }
     reader.text.observe(observer)
@@ -70,28 +73,13 @@ const main = async () => {
   const rows = []
   rows.push(await runPhase(pairs, 'calm', async () => { await wait(SECONDS * 1000); return {} }))
   rows.push(await runPhase(pairs, 'flood', async () => {
-    const flood = await rawClient(server, `?room=${roomName('flood')}`)
-    const frame = syncStep1(new Y.Doc())
-    const started = Date.now()
-    let frames = 0
-    let closedAfter = null
-    flood.closed.then(() => { closedAfter = Date.now() - started })
-    // As fast as the socket takes them, in batches so the event loop still runs (the kernel
-    // takes frames as fast as they come, so "until the buffer fills" would never yield).
-    const pump = setInterval(() => {
-      for (let i = 0; i < 200 && !flood.closeInfo && flood.ws.readyState === 1 && flood.ws.bufferedAmount < 1 << 20; i++) {
-        flood.sendMessage(frame)
-        frames++
-      }
-      flood.texts.length = 0 // the replies are not needed: do not keep them
-    }, 1)
-    await wait(SECONDS * 1000)
-    clearInterval(pump)
-    return {
-      flooderFrames: frames,
-      flooderClosedAfterMs: closedAfter,
-      flooderClose: flood.closeInfo ? flood.closeInfo.code : 'open'
-    }
+    // The flooder is its own process, so its sending does not slow the calm clients' event loop.
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--flooder', server.url, roomName('flood'), String(SECONDS)],
+      { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk) => { out += chunk })
+    await new Promise((resolve) => child.on('exit', resolve))
+    return JSON.parse(out)
   }))
   console.log(`flood benchmark: ${ROOMS} calm rooms (a marker every ${INTERVAL_MS} ms each), ${SECONDS} s per phase, ` +
     `YLAMBDA_MAX_MESSAGES_PER_SEC=${LIMIT}, API throttle ${apiThrottle ? 'on (1000/s, burst 2000)' : 'off'}`)
@@ -104,4 +92,35 @@ const main = async () => {
   if (lost > 0) throw new Error(`${lost} markers were never delivered`)
 }
 
-main().then(cleanup, async (err) => { console.error(err); await cleanup(); process.exit(1) })
+/** The flooding connection, in a process of its own: prints what it managed as JSON. */
+const flooder = async (url, room, seconds) => {
+  const flood = await rawClient({ url }, `?room=${room}`)
+  const frame = syncStep1(new Y.Doc())
+  const started = Date.now()
+  let frames = 0
+  let closedAfter = null
+  flood.closed.then(() => { closedAfter = Date.now() - started })
+  // As fast as the socket takes them, in batches so the event loop still runs (the kernel takes
+  // frames as fast as they come, so "until the buffer fills" would never yield).
+  const pump = setInterval(() => {
+    for (let i = 0; i < 200 && !flood.closeInfo && flood.ws.readyState === 1 && flood.ws.bufferedAmount < 1 << 20; i++) {
+      flood.sendMessage(frame)
+      frames++
+    }
+    flood.texts.length = 0 // the replies are not needed: do not keep them
+  }, 1)
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+  clearInterval(pump)
+  process.stdout.write(JSON.stringify({
+    flooderFrames: frames,
+    flooderClosedAfterMs: closedAfter,
+    flooderClose: flood.closeInfo ? flood.closeInfo.code : 'open'
+  }))
+  flood.ws.terminate()
+}
+
+if (process.argv[2] === '--flooder') {
+  flooder(process.argv[3], process.argv[4], Number(process.argv[5])).then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
+} else {
+  main().then(cleanup, async (err) => { console.error(err); await cleanup(); process.exit(1) })
+}
