@@ -41,6 +41,8 @@ pub enum Validated {
 /// sync step 1, and `merge_updates_v1`, which compaction uses) as bytes yrs can decode: yrs
 /// 0.28.1 applies some updates (found by fuzzing, `fuzz/tests/regressions.rs`) that this
 /// re-encoding turns into undecodable bytes, which would then go to every client of the room.
+/// And its items must name only structs a real document could hold
+/// ([`super::split::check_references`]): yrs keeps the others pending without a look.
 pub fn validate_update(update: &[u8]) -> Result<Validated, DocError> {
     guard("validate an update", || {
         let invalid = |e: &dyn std::fmt::Display| DocError::InvalidUpdate(e.to_string());
@@ -57,6 +59,10 @@ pub fn validate_update(update: &[u8]) -> Result<Validated, DocError> {
         Update::decode_v1(&reencoded).map_err(|e| {
             DocError::InvalidUpdate(format!("yrs cannot read its own re-encoding of it: {e}"))
         })?;
+        // On yrs' re-encoding (what the server merges and cuts later): items naming what no
+        // document could hold stay pending, unchecked by yrs, and split into pieces that do
+        // not add up to the whole.
+        super::split::check_references(&reencoded).map_err(|e| invalid(&e))?;
         Ok(Validated::Content)
     })?
 }

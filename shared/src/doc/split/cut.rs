@@ -37,6 +37,7 @@ impl<'a> CuttableItem<'a> {
                 head,
                 right_origin,
                 payload: Some(payload),
+                ..
             }) => Ok(CuttableItem {
                 client,
                 clock,

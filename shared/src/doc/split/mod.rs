@@ -52,9 +52,14 @@
 //! - `structs`: fills pieces with runs of structs, byte for byte;
 //! - `cut`: cuts one String, Any or JSON item too big for a piece into parts;
 //! - `delete_set`: packs the delete set into pieces of its own.
+//!
+//! `references` uses the same reading to check the IDs an update's items name, which
+//! `validate_update` needs: an update whose items name impossible structs splits into pieces that
+//! do not add up to it.
 mod cut;
 mod delete_set;
 mod parse;
+mod references;
 mod structs;
 #[cfg(test)]
 mod tests;
@@ -62,6 +67,7 @@ mod tests;
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
 use parse::parse_update;
+pub use references::check_references;
 use structs::StructPacker;
 
 #[derive(Debug, thiserror::Error)]

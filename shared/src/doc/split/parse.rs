@@ -55,6 +55,31 @@ pub(super) struct StructSpan {
     pub(super) is_skip: bool,
     /// A String, Any or JSON item of more than one unit: it may be cut.
     pub(super) cuttable: bool,
+    /// What it is: GC, Skip, or an item and its content kind.
+    pub(super) content: Content,
+    /// The structs it names (an item's origins and parent ID).
+    pub(super) refs: References,
+}
+
+/// A struct's kind, as far as checking references needs it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Content {
+    Gc,
+    Skip,
+    /// An item, with its content kind (`BLOCK_ITEM_*_REF_NUMBER`).
+    Item(u8),
+}
+
+/// An ID as encoded: client, clock.
+pub(super) type Id = (u64, u32);
+
+/// The IDs an item names: what it was inserted after and before, and its parent when written out
+/// as an ID (rather than a root type name, or left to the origins).
+#[derive(Clone, Copy, Default)]
+pub(super) struct References {
+    pub(super) origin: Option<Id>,
+    pub(super) right_origin: Option<Id>,
+    pub(super) parent: Option<Id>,
 }
 
 pub(super) struct DeleteSetEntry {
@@ -86,6 +111,15 @@ pub(super) fn parse_update(input: &[u8]) -> Result<ParsedUpdate, SplitError> {
                 is_skip: matches!(parsed.kind, StructKind::Skip),
                 cuttable: parsed.len > 1
                     && matches!(&parsed.kind, StructKind::Item(item) if item.payload.is_some()),
+                content: match &parsed.kind {
+                    StructKind::Gc => Content::Gc,
+                    StructKind::Skip => Content::Skip,
+                    StructKind::Item(item) => Content::Item(item.info & CONTENT_REF_MASK),
+                },
+                refs: match &parsed.kind {
+                    StructKind::Item(item) => item.refs,
+                    _ => References::default(),
+                },
             });
             clock = next_clock;
         }
@@ -150,6 +184,7 @@ pub(super) struct ItemParts<'a> {
     pub(super) right_origin: Option<&'a [u8]>,
     /// The content, if it is of a kind that can be cut.
     pub(super) payload: Option<Payload<'a>>,
+    pub(super) refs: References,
 }
 
 pub(super) enum Payload<'a> {
@@ -197,12 +232,13 @@ fn read_item<'a>(
     start: usize,
     info: u8,
 ) -> Result<ParsedStruct<'a>, SplitError> {
+    let mut refs = References::default();
     if info & HAS_ORIGIN != 0 {
-        read_id(reader, "origin")?;
+        refs.origin = Some(read_id(reader, "origin")?);
     }
     let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
         let id_start = reader.pos();
-        read_id(reader, "right origin")?;
+        refs.right_origin = Some(read_id(reader, "right origin")?);
         Some(reader.since(id_start))
     } else {
         None
@@ -212,7 +248,7 @@ fn read_item<'a>(
         if reader.read_var_u32("parent info")? == 1 {
             reader.read_var_str("parent type name")?;
         } else {
-            read_id(reader, "parent id")?;
+            refs.parent = Some(read_id(reader, "parent id")?);
         }
         if info & HAS_PARENT_SUB != 0 {
             reader.read_var_str("parent sub")?;
@@ -277,6 +313,7 @@ fn read_item<'a>(
             head,
             right_origin,
             payload,
+            refs,
         }),
     })
 }
@@ -318,10 +355,8 @@ pub(super) fn utf16_len(text: &str) -> usize {
 }
 
 /// An ID: client (up to 64 bits), then clock.
-fn read_id(reader: &mut Reader<'_>, what: &'static str) -> Result<(), CodecError> {
-    reader.read_var_u64(what)?;
-    reader.read_var_u32(what)?;
-    Ok(())
+fn read_id(reader: &mut Reader<'_>, what: &'static str) -> Result<Id, CodecError> {
+    Ok((reader.read_var_u64(what)?, reader.read_var_u32(what)?))
 }
 
 /// Steps over one lib0 `Any` value. Nesting is followed with an explicit stack, so deep input

@@ -4,6 +4,7 @@
 mod documents;
 mod hand_made;
 mod malformed;
+mod references;
 
 use std::collections::HashMap;
 use std::sync::Arc;

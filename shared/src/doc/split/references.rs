@@ -1,0 +1,94 @@
+//! Checks the IDs an update's items name, which yrs only looks at when it integrates an item.
+//!
+//! yrs integrates an update's structs in clock order and keeps the ones whose references are
+//! missing pending, unchecked. So an update whose items name what no real Yjs document could
+//! holds pending forever: yrs accepts it, the server stores it, and the trouble starts later,
+//! when the same structs arrive split over several updates (the sync step 2 pieces of this
+//! module) and yrs integrates some of them after all: the pieces then build another document
+//! than the whole, or one of them is refused. Fuzzing found both (fuzz/regressions/update/).
+//!
+//! Two rules hold for every update a Yjs or yrs document writes, and this module refuses an
+//! update that breaks either:
+//! - an item names only structs that existed when it was made, so a struct of its own client
+//!   that it names comes before it (a lower clock);
+//! - a parent written as an ID names a type (or content deleted since); when that struct is in
+//!   the same update, its kind is known here.
+use std::collections::HashMap;
+
+use yrs::block::{BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER};
+
+use super::parse::{parse_update, Content, Id, StructSpan};
+use super::SplitError;
+
+/// Refuses an update (v1) whose items name a later struct of their own client, or a parent in the
+/// same update that is not a type. Everything [`super::split_update_v1`] refuses as malformed is
+/// refused here too.
+pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
+    let parsed = parse_update(update)?;
+    // The update's structs by client, in clock order, to find what a parent ID names.
+    let mut by_client: HashMap<u64, Vec<&StructSpan>> = HashMap::new();
+    for section in &parsed.sections {
+        by_client
+            .entry(section.client)
+            .or_default()
+            .extend(section.structs.iter());
+    }
+    for spans in by_client.values_mut() {
+        spans.sort_by_key(|span| span.clock);
+    }
+    for section in &parsed.sections {
+        for span in &section.structs {
+            let named = [span.refs.origin, span.refs.right_origin, span.refs.parent];
+            for (client, clock) in named.into_iter().flatten() {
+                if client == section.client && clock >= span.clock {
+                    return Err(refused(
+                        section.client,
+                        span.clock,
+                        format!("names <{client}#{clock}>, which is not before it"),
+                    ));
+                }
+            }
+            if let Some(parent) = span.refs.parent {
+                check_parent(&by_client, parent).map_err(|kind| {
+                    refused(
+                        section.client,
+                        span.clock,
+                        format!(
+                            "has as parent <{}#{}>, {kind}, not a type",
+                            parent.0, parent.1
+                        ),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Err(what it is)` when the parent is in this update and is an item that yrs refuses as a
+/// parent (anything but a type or deleted content).
+fn check_parent(
+    by_client: &HashMap<u64, Vec<&StructSpan>>,
+    (client, clock): Id,
+) -> Result<(), String> {
+    let Some(spans) = by_client.get(&client) else {
+        return Ok(());
+    };
+    // The last struct starting at or before `clock`, if `clock` falls inside it.
+    let at = spans.partition_point(|span| span.clock <= clock);
+    let Some(span) = at.checked_sub(1).map(|i| spans[i]) else {
+        return Ok(());
+    };
+    if u64::from(clock) >= u64::from(span.clock) + u64::from(span.len) {
+        return Ok(());
+    }
+    match span.content {
+        Content::Gc | Content::Skip => Ok(()),
+        Content::Item(BLOCK_ITEM_TYPE_REF_NUMBER | BLOCK_ITEM_DELETED_REF_NUMBER) => Ok(()),
+        Content::Item(kind) => Err(format!("an item of content kind {kind}")),
+    }
+}
+
+fn refused(client: u64, clock: u32, what: String) -> SplitError {
+    SplitError::Malformed(format!("item <{client}#{clock}> {what}"))
+}

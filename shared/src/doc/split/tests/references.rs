@@ -1,0 +1,132 @@
+//! `check_references`: what real documents write passes; items naming a later struct of their
+//! own client, or a parent in the same update that is not a type, are refused (and yrs alone
+//! would take them, pending forever).
+use yrs::block::{
+    BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER, HAS_ORIGIN, HAS_RIGHT_ORIGIN,
+};
+use yrs::types::TYPE_REFS_TEXT;
+
+use super::*;
+use crate::doc::split::{check_references, SplitError};
+use crate::doc::{validate_update, DocError};
+
+const STRING_A: [u8; 2] = [1, b'a'];
+
+/// Client 9's structs from clock 0, then an empty delete set.
+fn update_of(structs: &[Vec<u8>]) -> Vec<u8> {
+    let mut update = vec![1, structs.len() as u8, 9, 0];
+    for s in structs {
+        update.extend_from_slice(s);
+    }
+    update.push(0);
+    update
+}
+
+/// A String item "a" whose parent is written as the ID (9, `clock`).
+fn child_of(clock: u8) -> Vec<u8> {
+    vec![BLOCK_ITEM_STRING_REF_NUMBER, 0, 9, clock, 1, b'a']
+}
+
+fn text_type() -> Vec<u8> {
+    root_item(BLOCK_ITEM_TYPE_REF_NUMBER, "map", &[TYPE_REFS_TEXT])
+}
+
+fn assert_refused(update: &[u8], why: &str) {
+    match check_references(update) {
+        Err(SplitError::Malformed(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a refusal ({why}), got {other:?}"),
+    }
+    // (yrs may refuse it first, when it integrates the item.)
+    assert!(
+        matches!(validate_update(update), Err(DocError::InvalidUpdate(_))),
+        "validate_update takes it"
+    );
+}
+
+/// yrs alone takes it (integrating what it can, keeping the rest pending): the check is needed.
+fn yrs_takes(update: &[u8]) {
+    let doc = new_doc(1);
+    let decoded = Update::decode_v1(update).expect("decodes");
+    doc.transact_mut()
+        .apply_update(decoded)
+        .expect("yrs applies it");
+}
+
+#[test]
+fn what_documents_write_passes() {
+    for gc in [true, false] {
+        let update = rich_document(gc);
+        check_references(&update).expect("a rich document");
+        validate_update(&update).expect("validates");
+    }
+    // Concurrent edits of two clients, merged: origins across clients.
+    let (a, b) = (new_doc(1), new_doc(2));
+    a.get_or_insert_text("t")
+        .insert(&mut a.transact_mut(), 0, "hello");
+    sync(&a, &b);
+    b.get_or_insert_text("t")
+        .insert(&mut b.transact_mut(), 2, "XY");
+    a.get_or_insert_text("t")
+        .insert(&mut a.transact_mut(), 3, "z");
+    sync(&a, &b);
+    check_references(&full_state(&a)).expect("two clients");
+    // A child whose parent type comes before it, named by ID.
+    check_references(&update_of(&[text_type(), child_of(0)])).expect("parent by ID");
+}
+
+#[test]
+fn an_origin_naming_itself_or_later_is_refused() {
+    let first = root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &STRING_A);
+    let after = |clock: u8| vec![BLOCK_ITEM_STRING_REF_NUMBER | HAS_ORIGIN, 9, clock, 1, b'b'];
+    check_references(&update_of(&[first.clone(), after(0)])).expect("origin before it");
+    for clock in [1, 5] {
+        let update = update_of(&[first.clone(), after(clock)]);
+        yrs_takes(&update);
+        assert_refused(&update, "which is not before it");
+    }
+    // The right origin too.
+    let before = vec![
+        BLOCK_ITEM_STRING_REF_NUMBER | HAS_RIGHT_ORIGIN,
+        9,
+        3,
+        1,
+        b'b',
+    ];
+    let update = update_of(&[first, before]);
+    yrs_takes(&update);
+    assert_refused(&update, "which is not before it");
+}
+
+#[test]
+fn a_parent_later_in_its_own_clock_is_refused() {
+    // Clock 0 is a child of clock 1, a type: a cycle yrs keeps pending forever.
+    let update = update_of(&[child_of(1), text_type()]);
+    yrs_takes(&update);
+    assert_refused(&update, "which is not before it");
+}
+
+#[test]
+fn a_parent_that_is_not_a_type_is_refused() {
+    let string = root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &STRING_A);
+    assert_refused(&update_of(&[string.clone(), child_of(0)]), "not a type");
+    // Behind a struct yrs waits for (another client's), yrs never looks at that parent.
+    let waiting = vec![BLOCK_ITEM_STRING_REF_NUMBER | HAS_ORIGIN, 4, 7, 1, b'w'];
+    let update = update_of(&[string, waiting, child_of(0)]);
+    yrs_takes(&update);
+    assert_refused(&update, "not a type");
+    // A parent outside the update cannot be checked here: yrs checks it if it ever arrives.
+    let update = vec![
+        1,
+        1,
+        9,
+        0,
+        BLOCK_ITEM_STRING_REF_NUMBER,
+        0,
+        4,
+        7,
+        1,
+        b'a',
+        0,
+    ];
+    check_references(&update).expect("parent in another client's structs");
+}
