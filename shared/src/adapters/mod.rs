@@ -1,6 +1,7 @@
 //! The adapters of every port: the embedded ones (memory, files, plain HTTP posts), the local
 //! server's default, and the AWS / Redis ones (`aws`, `redis_docs`), all held to the same
 //! conformance suites (`crate::conformance`).
+mod awareness_codec;
 pub mod aws;
 mod fs_snapshots;
 mod http_fanout;

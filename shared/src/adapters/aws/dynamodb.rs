@@ -11,13 +11,13 @@
 //! The room directory record has no `data` attribute, so it stays out of `gs1`: indexed, every
 //! room's record would share the one index partition `meta` and make it hot.
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::backend_error;
+use super::items::{self, number, s, Item};
 use crate::adapters::unix_now_secs;
 use crate::ports::{
     ConnectionStore, Credential, Membership, RoomMeta, Scope, SnapshotRecord, StoreError,
@@ -32,13 +32,6 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 const CONN_PREFIX: &str = "conn#";
 /// Sort key of a room's directory record.
 const META_SK: &str = "meta";
-/// BatchWriteItem's limit.
-const BATCH_SIZE: usize = 25;
-/// Attempts per batch when DynamoDB hands back UnprocessedItems (throttling): bounded, so a
-/// `$disconnect` fails loudly instead of spinning until the Lambda times out.
-const BATCH_ATTEMPTS: u32 = 8;
-
-type Item = HashMap<String, AttributeValue>;
 
 pub struct DynamoConnectionStore {
     client: Client,
@@ -67,36 +60,12 @@ impl DynamoConnectionStore {
         &self.table
     }
 
-    /// Runs `query` page by page, following `LastEvaluatedKey` until DynamoDB stops returning one
-    /// (a page ends at `Limit` items or 1 MB, whichever comes first).
     async fn query_all(
         &self,
         what: &str,
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = query
-                .clone()
-                .set_limit(self.page_limit)
-                .set_exclusive_start_key(start.clone())
-                .send()
-                .await
-                .map_err(|e| backend_error(format!("Query {what} in table {}", self.table), e))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
-                // A backend that hands back the key it was given would loop forever.
-                Some(next) if Some(&next) == start.as_ref() => {
-                    return Err(StoreError::Backend(format!(
-                        "Query {what} in table {}: LastEvaluatedKey did not advance",
-                        self.table
-                    )))
-                }
-                Some(next) => start = Some(next),
-                None => return Ok(items),
-            }
-        }
+        items::query_all(&self.table, self.page_limit, what, query).await
     }
 
     /// Every item of a connection, expired or not, from the `gs1` index. An index read is
@@ -118,72 +87,9 @@ impl DynamoConnectionStore {
         .await
     }
 
-    /// Deletes items by key with BatchWriteItem, 25 at a time, resending UnprocessedItems with
-    /// jittered exponential backoff.
     async fn delete_items(&self, keys: Vec<Item>) -> StoreResult<()> {
-        let mut requests: Vec<WriteRequest> = Vec::with_capacity(keys.len());
-        for key in keys {
-            let delete = DeleteRequest::builder()
-                .set_key(Some(key))
-                .build()
-                .map_err(|e| StoreError::Backend(format!("build DeleteRequest: {e}")))?;
-            requests.push(WriteRequest::builder().delete_request(delete).build());
-        }
-        let mut requests = requests.into_iter().peekable();
-        while requests.peek().is_some() {
-            let mut pending: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
-            let mut attempt = 1;
-            loop {
-                let sent = pending.len();
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        backend_error(
-                            format!("BatchWriteItem ({sent} deletes) in table {}", self.table),
-                            e,
-                        )
-                    })?;
-                pending = output
-                    .unprocessed_items
-                    .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt >= BATCH_ATTEMPTS {
-                    return Err(StoreError::Backend(format!(
-                        "BatchWriteItem in table {}: {} deletes still unprocessed after {attempt} attempts",
-                        self.table,
-                        pending.len()
-                    )));
-                }
-                tracing::debug!(
-                    table = %self.table,
-                    unprocessed = pending.len(),
-                    attempt,
-                    "BatchWriteItem returned unprocessed deletes; retrying"
-                );
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-        }
-        Ok(())
+        items::delete_items(&self.client, &self.table, keys).await
     }
-}
-
-/// Full-jitter exponential backoff: up to 50 ms, 100 ms, ... capped at 2 s (AWS's advice for
-/// UnprocessedItems: retrying at once is throttled again).
-fn backoff(attempt: u32) -> Duration {
-    let cap_ms = (50u64 << attempt.saturating_sub(1).min(10)).min(2_000);
-    Duration::from_millis(rand::random_range(cap_ms / 2..=cap_ms))
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 fn to_item(m: &Membership) -> Item {
@@ -452,10 +358,6 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 }
 
-fn number(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 fn room_meta_from_item(item: &Item) -> Result<RoomMeta, String> {
     Ok(RoomMeta {
         created_ms: unsigned(item, "created_ms")?,
@@ -501,13 +403,5 @@ mod tests {
         let mut item = to_item(&membership());
         item.insert("sk".into(), s("meta"));
         assert!(from_item(&item).is_err());
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempt in 1..40 {
-            assert!(backoff(attempt) <= Duration::from_secs(2));
-        }
-        assert!(backoff(1) <= Duration::from_millis(50));
     }
 }

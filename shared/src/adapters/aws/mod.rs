@@ -2,6 +2,7 @@
 //! fanout. Clients are built once (cold start) from one [`SdkConfig`]; endpoints come only from the
 //! standard `AWS_ENDPOINT_URL*` variables, so the same code talks to AWS, moto or LocalStack.
 mod dynamodb;
+mod items;
 mod management;
 // Test-only: the conformance suites and the cost model count requests and create tables;
 // deployments get the table from the template and count nothing.

@@ -10,7 +10,7 @@
 //! | --- | --- | --- |
 //! | `yl:{R}:log` | stream | one entry per accepted update: field `u` = the Yjs update v1 bytes |
 //! | `yl:{R}:bytes` | string | sum of the update bytes in the log (kept by `append` and `trim_log`) |
-//! | `yl:{R}:awareness` | hash | connection id -> encoded [`AwarenessEntry`] (see `wire::encode_awareness`) |
+//! | `yl:{R}:awareness` | hash | connection id -> encoded [`AwarenessEntry`] (see `awareness_codec`) |
 //! | `yl:{R}:compact` | string | compaction lock token (SET NX PX) |
 //! | `yl:{R}:epoch` | string | `1` while the room's live data exists (ARCHITECTURE.md invariant 6) |
 //! | `yl:{R}` | channel | every relayed message (PUBLISH) |
@@ -43,10 +43,11 @@ mod wire;
 
 use pieces::{piece_outcome, PieceKeys, PIECE_SCRIPT};
 use wire::{
-    decode_awareness, encode_awareness, is_unexpected_data, next_stream_id, parse_log, redact_url,
-    room_tag, set_nx_outcome, RoomKeys, LOG_FIELD,
+    is_unexpected_data, next_stream_id, parse_log, redact_url, room_tag, set_nx_outcome, RoomKeys,
+    LOG_FIELD,
 };
 
+use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::unix_now_ms;
 use crate::ports::{
     Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
