@@ -378,6 +378,63 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     let fresh = unique("room");
     assert!(!store.ensure_epoch(&fresh).await.unwrap());
     assert!(store.ensure_epoch(&fresh).await.unwrap());
+
+    concurrent_appends(store).await;
+    trims_racing_appends(store).await;
+}
+
+/// Writers appending to one room at once (Lambda instances): every update is kept, once, each at
+/// its own position, and the reported sizes count them all.
+async fn concurrent_appends(store: &dyn DocStore) {
+    let room = unique("room-race");
+    let updates: Vec<Vec<u8>> = (0..20).map(|i| format!("w{i:02}").into_bytes()).collect();
+    let appended =
+        futures::future::join_all(updates.iter().map(|u| store.append(&room, u, u))).await;
+    let appended: Vec<_> = appended.into_iter().map(|r| r.expect("append")).collect();
+    let positions: std::collections::HashSet<_> = appended.iter().map(|a| &a.position).collect();
+    assert_eq!(positions.len(), 20, "two appends got one position");
+    assert_eq!(
+        appended.iter().map(|a| a.entries).max(),
+        Some(20),
+        "the last append counts every entry"
+    );
+    let mut read = store.read_log(&room).await.unwrap().updates;
+    read.sort();
+    assert_eq!(read, updates, "every concurrent append is in the log, once");
+}
+
+/// Compactions trimming what they read while writers keep appending: an entry is either read by
+/// a compaction before its trim or still in the log after it, never lost.
+async fn trims_racing_appends(store: &dyn DocStore) {
+    let room = unique("room-trim");
+    let updates: Vec<Vec<u8>> = (0..30).map(|i| format!("t{i:02}").into_bytes()).collect();
+    let writers = async {
+        for chunk in updates.chunks(5) {
+            let batch = futures::future::join_all(chunk.iter().map(|u| store.append(&room, u, u)));
+            for result in batch.await {
+                result.expect("append");
+            }
+        }
+    };
+    let compactions = async {
+        let mut compacted = Vec::new();
+        for _ in 0..6 {
+            let read = store.read_log(&room).await.unwrap();
+            if let Some(last) = &read.last {
+                store.trim_log(&room, last).await.unwrap();
+                compacted.extend(read.updates);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        compacted
+    };
+    let ((), mut seen) = futures::future::join(writers, compactions).await;
+    seen.extend(store.read_log(&room).await.unwrap().updates);
+    seen.sort();
+    assert_eq!(
+        seen, updates,
+        "an update was lost or doubled by a trim racing appends"
+    );
 }
 
 pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {

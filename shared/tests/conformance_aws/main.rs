@@ -9,6 +9,7 @@
 //! ```
 //! Without `YLAMBDA_TEST_AWS` the backend tests say so on stderr and return; under `CI` that is a
 //! failure (`ci_runs_the_aws_suites`), so a misconfigured CI cannot hide them.
+mod docs;
 mod dynamodb;
 mod harness;
 mod management;
