@@ -1,11 +1,14 @@
-//! Choosing the adapters: the embedded ones, or DynamoDB + Redis + S3. The Lambdas and
+//! Choosing the adapters: the embedded ones, or DynamoDB + S3 with the doc store on DynamoDB or
+//! Redis. The Lambdas and
 //! `ylambda dev` both build their stores here, once per process (a Lambda's cold start).
 use std::sync::Arc;
 
-use crate::adapters::aws::{self, DynamoConnectionStore, ManagementApiFanout, S3SnapshotStore};
+use crate::adapters::aws::{
+    self, DynamoConnectionStore, DynamoDocStore, ManagementApiFanout, S3SnapshotStore,
+};
 use crate::adapters::RedisDocStore;
 use crate::adapters::{FsSnapshotStore, HttpFanout, MemoryConnectionStore, MemoryDocStore};
-use crate::config::{Backend, Config, ConfigError};
+use crate::config::{AwsDocStore, Backend, Config, ConfigError};
 use crate::handler::Ports;
 use crate::ports::{ConnectionStore, DocStore, Fanout, SnapshotStore, StoreError};
 
@@ -56,7 +59,13 @@ pub async fn stores(config: &Config) -> Result<Stores, StartError> {
                     aws::dynamodb_client(&sdk),
                     settings.table,
                 )),
-                docs: Arc::new(RedisDocStore::connect(settings.redis_url).await?),
+                docs: match settings.doc_store {
+                    AwsDocStore::Dynamodb => Arc::new(DynamoDocStore::new(
+                        aws::dynamodb_client(&sdk),
+                        settings.table,
+                    )),
+                    AwsDocStore::Redis { url } => Arc::new(RedisDocStore::connect(url).await?),
+                },
                 snapshots: Arc::new(S3SnapshotStore::new(
                     aws::s3_client(&sdk),
                     settings.bucket,

@@ -31,8 +31,19 @@ pub enum ConfigError {
 pub enum Backend {
     /// In-memory connections and doc log, snapshots in the data dir: no Docker, no AWS.
     Embedded,
-    /// DynamoDB connections, Redis doc log, S3 snapshots (endpoints from `AWS_ENDPOINT_URL*`).
+    /// DynamoDB connections, S3 snapshots, and the doc store [`DocStoreKind`] names (endpoints
+    /// from `AWS_ENDPOINT_URL*`).
     Aws,
+}
+
+/// `YLAMBDA_DOC_STORE`: where the `aws` backend keeps update logs, awareness and pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocStoreKind {
+    /// In the connections table: no Redis, nothing billed by the hour (the default without a
+    /// Redis URL).
+    Dynamodb,
+    /// On Redis at `YLAMBDA_REDIS_URL` (the default when it is set): for very busy rooms.
+    Redis,
 }
 
 /// Everything ylambda reads from its environment. Binaries read it once at start.
@@ -89,6 +100,8 @@ pub struct Config {
     pub bucket: Option<String>,
     /// `YLAMBDA_REDIS_URL`: `redis://` or `rediss://` URL with auth (backend `aws`).
     pub redis_url: Option<String>,
+    /// `YLAMBDA_DOC_STORE`: `dynamodb` or `redis` (backend `aws`); unset: see [`Config::doc_store`].
+    pub doc_store: Option<DocStoreKind>,
     /// `YLAMBDA_MANAGEMENT_ENDPOINT`: where posts to connections go. Default: derived from each
     /// event, `https://{domainName}/{stage}`, as on AWS; set it for local emulators.
     pub management_endpoint: Option<String>,
@@ -124,6 +137,7 @@ impl Default for Config {
             table: None,
             bucket: None,
             redis_url: None,
+            doc_store: None,
         }
     }
 }
@@ -207,7 +221,14 @@ impl std::fmt::Debug for Secret {
 pub struct AwsSettings<'a> {
     pub table: &'a str,
     pub bucket: &'a str,
-    pub redis_url: &'a str,
+    pub doc_store: AwsDocStore<'a>,
+}
+
+/// The `aws` backend's doc store, with what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsDocStore<'a> {
+    Dynamodb,
+    Redis { url: &'a str },
 }
 
 impl Config {
@@ -223,10 +244,29 @@ impl Config {
                 why: "YLAMBDA_BACKEND=aws needs it",
             })
         }
+        let doc_store = match self.doc_store() {
+            DocStoreKind::Dynamodb => AwsDocStore::Dynamodb,
+            DocStoreKind::Redis => AwsDocStore::Redis {
+                url: self.redis_url.as_deref().ok_or(ConfigError::Missing {
+                    name: "YLAMBDA_REDIS_URL",
+                    why: "YLAMBDA_DOC_STORE=redis needs it",
+                })?,
+            },
+        };
         Ok(AwsSettings {
             table: required(&self.table, "YLAMBDA_TABLE")?,
             bucket: required(&self.bucket, "YLAMBDA_BUCKET")?,
-            redis_url: required(&self.redis_url, "YLAMBDA_REDIS_URL")?,
+            doc_store,
+        })
+    }
+
+    /// The doc store the `aws` backend uses: `YLAMBDA_DOC_STORE`, else Redis if a URL is set,
+    /// else DynamoDB.
+    pub fn doc_store(&self) -> DocStoreKind {
+        self.doc_store.unwrap_or(if self.redis_url.is_some() {
+            DocStoreKind::Redis
+        } else {
+            DocStoreKind::Dynamodb
         })
     }
 
@@ -258,6 +298,19 @@ impl Config {
         config.table = text("YLAMBDA_TABLE");
         config.bucket = text("YLAMBDA_BUCKET");
         config.redis_url = text("YLAMBDA_REDIS_URL");
+        if let Some(value) = text("YLAMBDA_DOC_STORE") {
+            config.doc_store = Some(match value.trim().to_ascii_lowercase().as_str() {
+                "dynamodb" => DocStoreKind::Dynamodb,
+                "redis" => DocStoreKind::Redis,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "YLAMBDA_DOC_STORE",
+                        value,
+                        reason: "must be `dynamodb` or `redis`".into(),
+                    })
+                }
+            });
+        }
         if let Some(value) = text("YLAMBDA_BACKEND") {
             config.backend = match value.trim().to_ascii_lowercase().as_str() {
                 "embedded" => Backend::Embedded,
@@ -527,6 +580,40 @@ mod tests {
         .unwrap();
         assert_eq!(c.backend, Backend::Aws);
         assert!(from(&[("YLAMBDA_BACKEND", "cloud")]).is_err());
+    }
+
+    #[test]
+    fn the_doc_store_follows_the_redis_url_unless_named() {
+        let aws = [
+            ("YLAMBDA_BACKEND", "aws"),
+            ("YLAMBDA_TABLE", "t"),
+            ("YLAMBDA_BUCKET", "b"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = aws.to_vec();
+            vars.extend_from_slice(extra);
+            from(&vars)
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!(c.doc_store(), DocStoreKind::Dynamodb);
+        assert_eq!(c.aws_settings().unwrap().doc_store, AwsDocStore::Dynamodb);
+        let c = with(&[("YLAMBDA_REDIS_URL", "redis://r:6379")]).unwrap();
+        assert_eq!(
+            c.aws_settings().unwrap().doc_store,
+            AwsDocStore::Redis {
+                url: "redis://r:6379"
+            }
+        );
+        let c = with(&[
+            ("YLAMBDA_REDIS_URL", "redis://r:6379"),
+            ("YLAMBDA_DOC_STORE", "DynamoDB"),
+        ])
+        .unwrap();
+        assert_eq!(c.doc_store(), DocStoreKind::Dynamodb);
+        let e = with(&[("YLAMBDA_DOC_STORE", "redis")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_REDIS_URL"), "{e}");
+        let e = with(&[("YLAMBDA_DOC_STORE", "memcached")]).unwrap_err();
+        assert!(e.to_string().contains("YLAMBDA_DOC_STORE"), "{e}");
     }
 
     #[test]

@@ -14,16 +14,16 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ylambda_shared::adapters::aws::{
-    s3_config, sdk_config, DynamoConnectionStore, OperationCounter, S3SnapshotStore,
+    s3_config, sdk_config, DynamoConnectionStore, DynamoDocStore, OperationCounter, S3SnapshotStore,
 };
 use ylambda_shared::adapters::RedisDocStore;
-use ylambda_shared::config::Config;
+use ylambda_shared::config::{Config, DocStoreKind};
 use ylambda_shared::conformance::backends::{
     aws_tests_enabled, configured_redis_url, in_ci, say, TestTable,
 };
 use ylambda_shared::handler::{Handler, Ports};
 use ylambda_shared::lambda::{handle_route, Route};
-use ylambda_shared::ports::{Fanout, FanoutError, SnapshotStore};
+use ylambda_shared::ports::{DocStore, Fanout, FanoutError, SnapshotStore};
 use ylambda_shared::protocol::pieces::split_into_pieces;
 use ylambda_shared::protocol::transport::encode_frame;
 use ylambda_shared::protocol::ywebsocket;
@@ -119,7 +119,8 @@ type Row = (String, BTreeMap<String, u64>, BTreeMap<String, u64>, u64);
 
 struct Meter {
     aws: OperationCounter,
-    redis: redis::aio::MultiplexedConnection,
+    /// The Redis the doc store uses (Redis profile only).
+    redis: Option<redis::aio::MultiplexedConnection>,
     posts: Arc<CountingFanout>,
     rows: Vec<Row>,
 }
@@ -127,14 +128,21 @@ struct Meter {
 impl Meter {
     async fn measure<F: std::future::Future<Output = u16>>(&mut self, action: &str, f: F) {
         let aws_before = self.aws.snapshot();
-        let redis_before = redis_commands(&mut self.redis).await;
+        let redis_before = self.redis_commands().await;
         let posts_before = *self.posts.0.lock().unwrap();
         let status = f.await;
         assert_eq!(status, 200, "{action} failed");
         let aws = delta(&self.aws.snapshot(), &aws_before);
-        let redis = delta(&redis_commands(&mut self.redis).await, &redis_before);
+        let redis = delta(&self.redis_commands().await, &redis_before);
         let posts = *self.posts.0.lock().unwrap() - posts_before;
         self.rows.push((action.to_string(), aws, redis, posts));
+    }
+
+    async fn redis_commands(&mut self) -> BTreeMap<String, u64> {
+        match &mut self.redis {
+            Some(conn) => redis_commands(conn).await,
+            None => BTreeMap::new(),
+        }
     }
 
     fn row(&self, action: &str) -> &Row {
@@ -143,13 +151,25 @@ impl Meter {
 }
 
 #[tokio::test]
-async fn cost_per_user_action_and_no_scan() {
-    if !aws_tests_enabled("cost_per_user_action_and_no_scan") {
+async fn cost_per_user_action_and_no_scan_on_redis() {
+    if !aws_tests_enabled("cost_per_user_action_and_no_scan_on_redis") {
         assert!(!in_ci(), "CI must run the AWS cost model");
         return;
     }
-    let redis_url = configured_redis_url().expect("YLAMBDA_REDIS_URL");
+    cost_model(DocStoreKind::Redis).await;
+}
 
+#[tokio::test]
+async fn cost_per_user_action_and_no_scan_on_dynamodb() {
+    if !aws_tests_enabled("cost_per_user_action_and_no_scan_on_dynamodb") {
+        assert!(!in_ci(), "CI must run the AWS cost model");
+        return;
+    }
+    cost_model(DocStoreKind::Dynamodb).await;
+}
+
+/// Every user action through the handler on one profile, counted, printed and pinned.
+async fn cost_model(profile: DocStoreKind) {
     let sdk = sdk_config().await;
     let aws = OperationCounter::new();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -166,20 +186,33 @@ async fn cost_per_user_action_and_no_scan() {
         "snapshots/",
     ));
     let posts = Arc::new(CountingFanout::default());
+    let (docs, redis): (Arc<dyn DocStore>, _) = match profile {
+        DocStoreKind::Redis => {
+            let url = configured_redis_url().expect("YLAMBDA_REDIS_URL");
+            let conn = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            (
+                Arc::new(RedisDocStore::connect(&url).await.unwrap()),
+                Some(conn),
+            )
+        }
+        DocStoreKind::Dynamodb => (
+            Arc::new(DynamoDocStore::new(dynamodb.clone(), table.name())),
+            None,
+        ),
+    };
     let handler = Handler::new(
         Ports {
             connections: Arc::new(DynamoConnectionStore::new(dynamodb.clone(), table.name())),
-            docs: Arc::new(RedisDocStore::connect(&redis_url).await.unwrap()),
+            docs: docs.clone(),
             snapshots: snapshots.clone(),
             fanout: posts.clone(),
         },
         Config::default(),
     );
-    let redis = redis::Client::open(redis_url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     let mut meter = Meter {
         aws: aws.clone(),
         redis,
@@ -427,7 +460,9 @@ async fn cost_per_user_action_and_no_scan() {
         )
         .await;
 
-    say("\nCost per user action (DynamoDB / Redis commands / S3 / posts to connections):");
+    say(&format!(
+        "\nCost per user action, doc store {profile:?} (DynamoDB / Redis commands / S3 / posts to connections):"
+    ));
     say("| action | DynamoDB | Redis | S3 | posts |");
     say("| --- | --- | --- | --- | --- |");
     for (action, aws_ops, redis_ops, posts) in &meter.rows {
@@ -474,52 +509,86 @@ async fn cost_per_user_action_and_no_scan() {
         "connect touches no Redis: {connect_redis:?}"
     );
     let (_, upd, upd_redis, upd_posts) = meter.row("doc: update (2 in room)");
-    assert_eq!(
-        upd.get("dynamodb:Query"),
-        Some(&1),
-        "members only: the room of a connection this handler has seen is remembered: {upd:?}"
-    );
     let (_, cold_upd, _, cold_posts) =
         meter.row("doc: update (2 in room), Lambda instance new to the connection");
+    let (_, paste, paste_redis, paste_posts) = meter.row(&paste_action);
+    // The log's reads on the DynamoDB profile: its two ends, one Query each.
+    let log_reads = match profile {
+        DocStoreKind::Redis => 0,
+        DocStoreKind::Dynamodb => 2,
+    };
+    assert_eq!(
+        upd.get("dynamodb:Query"),
+        Some(&(1 + log_reads)),
+        "members (the room of a connection this handler has seen is remembered) + the log: {upd:?}"
+    );
     assert_eq!(
         cold_upd.get("dynamodb:Query"),
-        Some(&2),
-        "room lookup + members: {cold_upd:?}"
+        Some(&(2 + log_reads)),
+        "room lookup + members + the log: {cold_upd:?}"
     );
     assert_eq!(*cold_posts, 1);
-    assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
-    assert_eq!(
-        upd_redis.get("incr"),
-        Some(&1),
-        "one shared rate count per message (YLAMBDA_MAX_MESSAGES_PER_SEC): {upd_redis:?}"
-    );
-    assert_eq!(
-        upd_redis.get("exec"),
-        Some(&1),
-        "one pipelined append: {upd_redis:?}"
-    );
     assert!(
         !upd.keys().any(|k| k.starts_with("s3:")),
         "an update touches no S3: {upd:?}"
     );
     assert_eq!(*upd_posts, 1, "an update goes to the one other connection");
-    let (_, paste, paste_redis, paste_posts) = meter.row(&paste_action);
-    // The piece script is the only caller of HEXISTS: one per piece, one round trip each (the
-    // paste also passes the compaction threshold, whose scripts are counted in the same row).
-    assert_eq!(
-        paste_redis.get("hexists").copied(),
-        Some(paste_pieces.len() as u64),
-        "one piece script run per piece: {paste_redis:?}"
-    );
-    assert_eq!(
-        paste.get("dynamodb:Query"),
-        Some(&1),
-        "only the assembled message reads the room: {paste:?}"
-    );
     assert!(
         *paste_posts > 1,
         "the relayed paste is cut into messages that fit: {paste_posts}"
     );
+    match profile {
+        DocStoreKind::Redis => {
+            assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
+            assert_eq!(
+                upd_redis.get("incr"),
+                Some(&1),
+                "one shared rate count per message (YLAMBDA_MAX_MESSAGES_PER_SEC): {upd_redis:?}"
+            );
+            assert_eq!(
+                upd_redis.get("exec"),
+                Some(&1),
+                "one pipelined append: {upd_redis:?}"
+            );
+            // The piece script is the only caller of HEXISTS: one per piece, one round trip each
+            // (the paste also passes the compaction threshold, whose scripts are counted in the
+            // same row).
+            assert_eq!(
+                paste_redis.get("hexists").copied(),
+                Some(paste_pieces.len() as u64),
+                "one piece script run per piece: {paste_redis:?}"
+            );
+            assert_eq!(
+                paste.get("dynamodb:Query"),
+                Some(&1),
+                "only the assembled message reads the room: {paste:?}"
+            );
+        }
+        DocStoreKind::Dynamodb => {
+            assert_eq!(
+                upd.get("dynamodb:PutItem"),
+                Some(&1),
+                "the append is one write: {upd:?}"
+            );
+            assert_eq!(
+                upd.get("dynamodb:UpdateItem"),
+                Some(&1),
+                "one shared rate count per message: {upd:?}"
+            );
+            assert_eq!(upd.len(), 3, "nothing else: {upd:?}");
+            assert!(upd_redis.is_empty() && paste_redis.is_empty());
+            // Each piece: its head read, its own write, its count, the rate count.
+            let pieces = paste_pieces.len() as u64;
+            assert!(
+                paste.get("dynamodb:PutItem").copied().unwrap_or(0) >= pieces,
+                "one write per piece: {paste:?}"
+            );
+            assert!(
+                paste.get("dynamodb:UpdateItem").copied().unwrap_or(0) <= 2 * pieces + 3,
+                "a piece's count and the rate count, no more: {paste:?}"
+            );
+        }
+    }
     let (_, fwd, _, fwd_posts) = meter.row("doc: forwarded awareness (dropped)");
     assert_eq!(
         *fwd_posts, 0,
@@ -534,7 +603,11 @@ async fn cost_per_user_action_and_no_scan() {
     );
     assert_eq!(
         last.get("dynamodb:UpdateItem"),
-        Some(&1),
+        Some(&match profile {
+            DocStoreKind::Redis => 1,
+            // and the trim's tombstone
+            DocStoreKind::Dynamodb => 2,
+        }),
         "the snapshot is recorded in the room's meta item: {last:?}"
     );
     let (_, join, _, join_posts) = meter.row("doc: join sync (2 in room)");
