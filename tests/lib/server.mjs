@@ -28,6 +28,13 @@ import { setTimeout as delay } from 'node:timers/promises'
 const describe = async (what) => (typeof what === 'function' ? await what() : what)
 
 /**
+ * `E2E_PATIENCE` (default 1) multiplies every `waitFor` deadline: a slower backend (single-threaded
+ * moto serving the DynamoDB doc store, ~5 requests per update) needs longer, never different,
+ * answers. Waits for something that must not happen (`never`) are not scaled.
+ */
+const patience = Math.max(1, Number(process.env.E2E_PATIENCE) || 1)
+
+/**
  * Polls `condition` every `everyMs` until it returns a truthy value (returned) or `timeoutMs`
  * passes (throws).
  *
@@ -39,6 +46,7 @@ const describe = async (what) => (typeof what === 'function' ? await what() : wh
  * @return {Promise<T>}
  */
 export const waitFor = async (condition, timeoutMs, what, everyMs) => {
+  timeoutMs *= patience
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await condition()

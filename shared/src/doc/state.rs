@@ -63,6 +63,16 @@ pub fn validate_update(update: &[u8]) -> Result<Validated, DocError> {
         // document could hold stay pending, unchecked by yrs, and split into pieces that do
         // not add up to the whole.
         super::split::check_references(&reencoded).map_err(|e| invalid(&e))?;
+        // Then the document's own encoding (what merging many updates through a `Doc` gives):
+        // yrs writes some accepted updates back as bytes it cannot read, or with an item naming
+        // itself (found by fuzzing).
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        Update::decode_v1(&state).map_err(|e| {
+            DocError::InvalidUpdate(format!("yrs cannot read its own encoding of it: {e}"))
+        })?;
+        super::split::check_references(&state).map_err(|e| invalid(&e))?;
         Ok(Validated::Content)
     })?
 }

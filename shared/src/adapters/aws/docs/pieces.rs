@@ -60,7 +60,7 @@ fn live_head(item: Option<Item>, now: u64) -> Option<Head> {
     Some(Head {
         count: get_u64(&item, "count")?,
         generation: item.get("gen")?.as_s().ok()?.clone(),
-        done: item.get("done").is_some(),
+        done: item.contains_key("done"),
     })
 }
 
