@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Validates template.yaml offline with `sam validate --lint` (aws-sam-cli from PyPI, in a venv
-# under .ci-work; cfn-lint comes with it, and any error or warning fails), then with
-# scripts/check-template.py (no wildcard IAM actions, log retention, secrets and storage
-# hardening, on the template as SAM expands it). Dummy credentials and a region: nothing is
-# sent to AWS.
+# under .ci-work; cfn-lint comes with it, and any error or warning fails; it checks every
+# combination of conditions, so a reference to a resource of one Profile from another fails),
+# then with scripts/check-template.py (no wildcard IAM actions, log retention, secrets and
+# storage hardening, and each Profile resolved: doc store, Redis URL, VPC; on the template as
+# SAM expands it). Dummy credentials and a region: nothing is sent to AWS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${YLAMBDA_SAM_VENV:-.ci-work/sam-venv}"
