@@ -201,7 +201,7 @@ def main(path):
         if "YLAMBDA_AUTH_SECRET" in variables:
             values = list(strings(variables["YLAMBDA_AUTH_SECRET"]))
             for value in values:
-                if value not in ("AuthHs256", "AuthSecretVersioned", "AWS::NoValue") and not (
+                if value not in ("AuthHs256", "GenerateAuthSecret", "AuthSecretVersioned", "AWS::NoValue") and not (
                     value.startswith("{{resolve:secretsmanager:")
                 ):
                     errors.append(f"{function}: YLAMBDA_AUTH_SECRET from {value!r}, not a secret")
