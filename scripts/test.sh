@@ -53,16 +53,28 @@ step "flood benchmark, short (full figures: cd tests/e2e && node bench/flood.mjs
 # The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
 # Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to
 # drain; the load test waits while it drains and fails only if delivery stalls.
-step "end-to-end again on DynamoDB + Redis + S3 (moto, redis-server)"
-(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_BIN="$bin" npm test)
+step "end-to-end again on the redis-url profile: DynamoDB + Redis + S3 (moto, redis-server)"
+(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_DOC_STORE=redis YLAMBDA_BIN="$bin" npm test)
+
+# The dynamodb profile (no Redis: logs, awareness and pieces in the table). Each update costs ~5
+# moto requests here and single-threaded moto serves ~100/s, so the load test runs a lighter load
+# (3 rooms x 3 clients, an edit every 400 ms: ~23 updates/s) and every wait is 4x longer.
+dynamodb_profile=(YLAMBDA_BACKEND=aws YLAMBDA_DOC_STORE=dynamodb E2E_PATIENCE=4
+  LOAD_ROOMS=3 LOAD_CLIENTS=3 LOAD_INTERVAL_MS=400)
+step "end-to-end again on the dynamodb profile: DynamoDB + S3 only (moto)"
+(cd tests/e2e && env "${dynamodb_profile[@]}" YLAMBDA_BIN="$bin" npm test)
 
 # The whole suite once more through the real Lambda binaries (bootstrap processes under the
 # Runtime API that ylambda dev serves), four processes per function as a warm Lambda fleet would
 # have more. The servers' logs go to this output (E2E_VERBOSE): a failure here involves several
 # processes, and their logs are what explains it.
-step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, aws backend)"
-(cd tests/e2e && YLAMBDA_BACKEND=aws YLAMBDA_LAMBDAS_DIR="$PWD/../../target/debug" \
-  YLAMBDA_LAMBDA_CONCURRENCY=4 E2E_VERBOSE=1 YLAMBDA_BIN="$bin" npm test)
+lambdas=(YLAMBDA_LAMBDAS_DIR="$PWD/target/debug" YLAMBDA_LAMBDA_CONCURRENCY=4 E2E_VERBOSE=1)
+step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, redis-url profile)"
+(cd tests/e2e && env YLAMBDA_BACKEND=aws YLAMBDA_DOC_STORE=redis "${lambdas[@]}" \
+  YLAMBDA_BIN="$bin" npm test)
+
+step "end-to-end through the real Lambda binaries (ylambda dev --lambdas, dynamodb profile)"
+(cd tests/e2e && env "${dynamodb_profile[@]}" "${lambdas[@]}" YLAMBDA_BIN="$bin" npm test)
 
 step "y-webrtc in headless Chromium (embedded and aws backends, in a network namespace)"
 bash scripts/browser-tests.sh
