@@ -288,14 +288,30 @@ export const crashClient = (client) => {
  */
 
 /**
- * A raw `ws` connection to `server.url + '/' + query` (e.g. `?room=X`), resolved once open.
+ * The URL of a raw connection: `query` (e.g. `?room=X`, or '') after the base URL's path, with no
+ * slash added after a stage: `ws://127.0.0.1:4001` + `?room=X` is `ws://127.0.0.1:4001/?room=X`,
+ * `wss://abc.execute-api.eu-west-1.amazonaws.com/prod` + `?room=X` is `…/prod?room=X` (the URL
+ * the adapter makes for y-websocket, too).
  *
- * @param {Server} server
+ * @param {string} base
+ * @param {string} query
+ */
+export const socketUrl = (base, query) => {
+  const u = new URL(base)
+  const path = u.pathname.replace(/\/+$/, '') || '/'
+  return `${u.protocol}//${u.host}${path}${query}`
+}
+
+/**
+ * A raw `ws` connection to `socketUrl(server.url, query)` (query e.g. `?room=X`), resolved once
+ * open.
+ *
+ * @param {Server | { url: string }} server
  * @param {string} [query] e.g. '?room=x'
  * @return {Promise<RawClient>}
  */
 export const rawClient = async (server, query = '', protocols = undefined) => {
-  const ws = new WebSocket(`${server.url}/${query}`, protocols)
+  const ws = new WebSocket(socketUrl(server.url, query), protocols)
   /** @type {RawClient} */
   const c = /** @type {any} */ ({ ws, texts: [], binaries: [], closeInfo: null, errors: [] })
   raws.add(c)
@@ -424,6 +440,14 @@ export const cleanup = async () => {
     await Promise.all([...workDirs].map((d) => rm(d, { recursive: true, force: true })))
     workDirs.clear()
   }
+}
+
+/** `chars` characters of mixed ASCII and non-ASCII text (2- and 3-byte UTF-8, and emoji). */
+export const mixedText = (chars) => {
+  const words = ['plain ', 'ascii ', 'Grüße ', 'naïve ', '世界 ', 'データ ', '✓ ', '🚀 ', '\n']
+  let out = ''
+  for (let i = 0; out.length < chars; i++) out += words[(i * 7 + (i >> 3)) % words.length]
+  return out.slice(0, chars)
 }
 
 /** A unique room name. */

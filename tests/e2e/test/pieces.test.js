@@ -5,20 +5,12 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  startServer, cleanup, makeClient, synced, syncedClient, rawClient, waitFor, never, roomName, Y
+  startServer, cleanup, makeClient, synced, syncedClient, rawClient, waitFor, never, roomName, mixedText, Y
 } from '../lib/helpers.js'
 
 let server
 before(async () => { server = await startServer() })
 after(cleanup)
-
-/** `chars` characters of mixed ASCII and non-ASCII text (2- and 3-byte UTF-8, and emoji). */
-const mixedText = (chars) => {
-  const words = ['plain ', 'ascii ', 'Grüße ', 'naïve ', '世界 ', 'データ ', '✓ ', '🚀 ', '\n']
-  let out = ''
-  for (let i = 0; out.length < chars; i++) out += words[(i * 7 + (i >> 3)) % words.length]
-  return out.slice(0, chars)
-}
 
 test('a 1 MB paste of mixed text from a one-frame-per-message WebSocket reaches a peer and a fresh client', async (t) => {
   const room = roomName('paste-1mb')
