@@ -135,27 +135,28 @@ fn an_update_whose_document_encodes_badly_is_refused() {
     }
 }
 
-/// OPEN, found by afl on the `update` target (88 of 309 inputs of the second long run; the
-/// other 221 are fixed by the check above). Three kinds, one input each:
-/// - an item whose parent is missing, then a later clock of the same client: yrs keeps both
-///   pending in the whole update but integrates differently when they come as two pieces;
-/// - clocks near 2^31: a piece at clock 2^31 - 1 does not apply on its own;
-/// - legacy JSON content cut into parts: yrs 0.28.1 reads JSON content with one string more
-///   than it writes, so a cut JSON item is undecodable (the splitter should copy JSON items whole).
-///
-/// No Yjs or yrs client writes any of these (modern Yjs writes Any content, and no document
-/// reaches 2^31 operations of one client), so they are adversarial only: a client sending one
-/// gets a room whose large sync step 2 pieces may be refused by other clients. Run with
-/// `--ignored`.
+/// Found by afl on the `update` target (second long run): updates whose sync step 2 pieces fail
+/// to apply, because a piece starts at a clock near 2^31, or holds part of a cut JSON item (yrs
+/// 0.28.1 reads JSON content with one string more than its count), or whose pieces build another
+/// document than the whole (an item with a missing parent, then a later clock of its client, at
+/// clocks past 2^31). No Yjs 13 or yrs client writes any of them (Yjs 13 writes Any content; no
+/// editing session reaches 2^30 insertions of one client), so `check_references` now refuses
+/// clocks from 2^30 and JSON content.
 #[test]
-#[ignore = "open splitter findings, see the comment"]
-fn open_update_findings() {
-    for name in [
-        "open-pending-gap-rebuilds-differently",
-        "open-clock-near-2-31-piece-fails",
-        "open-json-content-cut",
+fn an_update_past_the_clock_limit_or_with_json_content_is_refused() {
+    for (name, why) in [
+        ("clock-near-2-31-piece-fails", "ends past clock"),
+        ("json-content-cut", "JSON content"),
+        ("pending-gap-rebuilds-differently", "ends past clock"),
     ] {
         let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
-        replay("update", &std::fs::read(&path).expect("regression input"));
+        let input = std::fs::read(&path).expect("regression input");
+        match ylambda_shared::doc::validate_update(&input[1..]) {
+            Err(ylambda_shared::doc::DocError::InvalidUpdate(reason)) => {
+                assert!(reason.contains(why), "{name}: {reason}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        replay("update", &input);
     }
 }

@@ -67,7 +67,7 @@ mod tests;
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
 use parse::parse_update;
-pub use references::check_references;
+pub use references::{check_references, CLOCK_LIMIT};
 use structs::StructPacker;
 
 #[derive(Debug, thiserror::Error)]

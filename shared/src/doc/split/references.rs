@@ -7,21 +7,31 @@
 //! module) and yrs integrates some of them after all: the pieces then build another document
 //! than the whole, or one of them is refused. Fuzzing found both (fuzz/regressions/update/).
 //!
-//! Two rules hold for every update a Yjs or yrs document writes, and this module refuses an
-//! update that breaks either:
+//! These rules hold for every update a Yjs 13 or yrs document writes, and this module refuses an
+//! update that breaks one:
 //! - an item names only structs that existed when it was made, so a struct of its own client
 //!   that it names comes before it (a lower clock);
 //! - a parent written as an ID names a type (or content deleted since); when that struct is in
-//!   the same update, its kind is known here.
+//!   the same update, its kind is known here;
+//! - clocks stay below 2^30: a client's clock counts its own insertions in one session, and no
+//!   editing session makes a billion; near 2^31 a piece of a valid update fails to apply alone;
+//! - no JSON content: Yjs 13 writes Any content instead (JSON is read only for documents of older
+//!   Yjs), and yrs 0.28.1 reads JSON content with one string more than its count, so the same
+//!   bytes mean different things to Yjs and to yrs, and a cut JSON item cannot be read.
 use std::collections::HashMap;
 
-use yrs::block::{BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER};
+use yrs::block::{
+    BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER,
+};
 
 use super::parse::{parse_update, Content, Id, StructSpan};
 use super::SplitError;
 
+/// The first clock no struct may reach (see the module's rules).
+pub const CLOCK_LIMIT: u64 = 1 << 30;
+
 /// Refuses an update (v1) whose items name a later struct of their own client, or a parent in the
-/// same update that is not a type. Everything [`super::split_update_v1`] refuses as malformed is
+/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content. Everything [`super::split_update_v1`] refuses as malformed is
 /// refused here too.
 pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
     let parsed = parse_update(update)?;
@@ -38,6 +48,20 @@ pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
     }
     for section in &parsed.sections {
         for span in &section.structs {
+            if u64::from(span.clock) + u64::from(span.len) > CLOCK_LIMIT {
+                return Err(refused(
+                    section.client,
+                    span.clock,
+                    format!("ends past clock {CLOCK_LIMIT}"),
+                ));
+            }
+            if matches!(span.content, Content::Item(BLOCK_ITEM_JSON_REF_NUMBER)) {
+                return Err(refused(
+                    section.client,
+                    span.clock,
+                    "has JSON content (old Yjs; yrs misreads it)".to_string(),
+                ));
+            }
             let named = [span.refs.origin, span.refs.right_origin, span.refs.parent];
             for (client, clock) in named.into_iter().flatten() {
                 if client == section.client && clock >= span.clock {

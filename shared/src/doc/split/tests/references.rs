@@ -1,8 +1,9 @@
 //! `check_references`: what real documents write passes; items naming a later struct of their
 //! own client, or a parent in the same update that is not a type, are refused (and yrs alone
-//! would take them, pending forever).
+//! would take them, pending forever); so are clocks past the limit and JSON content.
 use yrs::block::{
-    BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER, HAS_ORIGIN, HAS_RIGHT_ORIGIN,
+    BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER,
+    HAS_ORIGIN, HAS_RIGHT_ORIGIN,
 };
 use yrs::types::TYPE_REFS_TEXT;
 
@@ -129,4 +130,46 @@ fn a_parent_that_is_not_a_type_is_refused() {
         0,
     ];
     check_references(&update).expect("parent in another client's structs");
+}
+
+#[test]
+fn clocks_reaching_the_limit_are_refused() {
+    // Client 9's text type, then a string "a" at the last clock below the limit (passes) and at
+    // the limit itself (refused): first clock as a var-int, so the section is written by hand.
+    let at = |clock: u64| {
+        let mut update = vec![1, 1, 9];
+        write_var_uint(&mut update, clock);
+        update.extend_from_slice(&root_item(BLOCK_ITEM_STRING_REF_NUMBER, "text", &STRING_A));
+        update.push(0);
+        update
+    };
+    let limit = crate::doc::split::CLOCK_LIMIT;
+    check_references(&at(limit - 1)).expect("ends at the limit");
+    assert_refused(&at(limit), "ends past clock");
+    assert_refused(&at((1 << 31) - 1), "ends past clock");
+}
+
+#[test]
+fn json_content_is_refused() {
+    let mut content = vec![1];
+    write_var_uint(&mut content, 3);
+    content.extend_from_slice(b"\"a\"");
+    // yrs reads one string more than the count: give it one, so that yrs takes it.
+    let mut yrs_view = content.clone();
+    write_var_uint(&mut yrs_view, 3);
+    yrs_view.extend_from_slice(b"\"b\"");
+    assert_refused(
+        &one_struct_update(9, &root_item(BLOCK_ITEM_JSON_REF_NUMBER, "array", &content)),
+        "JSON content",
+    );
+    let as_yrs_reads_it = one_struct_update(
+        9,
+        &root_item(BLOCK_ITEM_JSON_REF_NUMBER, "array", &yrs_view),
+    );
+    yrs_takes(&as_yrs_reads_it);
+    // (Refused before the rule, too: yrs cannot read back its own writing of it.)
+    assert!(matches!(
+        validate_update(&as_yrs_reads_it),
+        Err(DocError::InvalidUpdate(_))
+    ));
 }
