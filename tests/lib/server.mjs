@@ -32,7 +32,7 @@ const describe = async (what) => (typeof what === 'function' ? await what() : wh
  * moto serving the DynamoDB doc store, ~5 requests per update) needs longer, never different,
  * answers. Waits for something that must not happen (`never`) are not scaled.
  */
-const patience = Math.max(1, Number(process.env.E2E_PATIENCE) || 1)
+export const patience = Math.max(1, Number(process.env.E2E_PATIENCE) || 1)
 
 /**
  * Polls `condition` every `everyMs` until it returns a truthy value (returned) or `timeoutMs`

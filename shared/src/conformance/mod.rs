@@ -381,6 +381,7 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
 
     concurrent_appends(store).await;
     trims_racing_appends(store).await;
+    racing_compactions_take_one_lock(store).await;
 }
 
 /// Writers appending to one room at once (Lambda instances): every update is kept, once, each at
@@ -435,6 +436,21 @@ async fn trims_racing_appends(store: &dyn DocStore) {
         seen, updates,
         "an update was lost or doubled by a trim racing appends"
     );
+}
+
+/// Compactions of one room starting at once (its last two connections leaving on two Lambda
+/// instances): exactly one gets the room's lock, in every round.
+async fn racing_compactions_take_one_lock(store: &dyn DocStore) {
+    let room = unique("room-lock");
+    for round in 0..3 {
+        let tries = futures::future::join_all((0..8).map(|_| store.try_lock(&room, 10_000))).await;
+        let tokens: Vec<_> = tries
+            .into_iter()
+            .filter_map(|t| t.expect("try_lock"))
+            .collect();
+        assert_eq!(tokens.len(), 1, "round {round}: {} holders", tokens.len());
+        store.unlock(&room, &tokens[0]).await.unwrap();
+    }
 }
 
 pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {

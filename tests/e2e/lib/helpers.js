@@ -27,6 +27,8 @@ const e2eDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /** The server binary: $YLAMBDA_BIN, else ../../target/debug/ylambda relative to tests/e2e. */
 export const serverBin = () => dev.serverBin(e2eDir)
+/** `E2E_PATIENCE`: how much slower than usual the backend under test is (1: not slower). */
+export const patience = dev.patience
 
 const verbose = !!process.env.E2E_VERBOSE
 const keep = !!process.env.YLAMBDA_E2E_KEEP
