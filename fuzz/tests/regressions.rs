@@ -85,6 +85,21 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Replays `regressions/update/{name}` on the `update` target after checking that
+/// `validate_update` refuses its update as invalid, for a reason containing `why`.
+fn refused_update(name: &str, why: &str) {
+    let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
+    let input = std::fs::read(&path).expect("regression input");
+    // The target's input: a piece-size knob, then the update.
+    match ylambda_shared::doc::validate_update(&input[1..]) {
+        Err(ylambda_shared::doc::DocError::InvalidUpdate(reason)) => {
+            assert!(reason.contains(why), "{name}: {reason}")
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+    replay("update", &input);
+}
+
 /// Found by afl on the `update` target in the long run (164 inputs, mutations of the
 /// `rich-state` seed with 53-bit client ids: 144 were a harness false positive, these 20 real).
 /// yrs accepted each update; cutting yrs' own encoding of it with `split_update_v1` gave pieces
@@ -101,16 +116,7 @@ fn an_update_naming_impossible_structs_is_refused_before_it_is_split() {
         ("split-piece-invalid", "not a type"),
         ("split-pieces-do-not-apply", "which is not before it"),
     ] {
-        let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
-        let input = std::fs::read(&path).expect("regression input");
-        // The target's input: a piece-size knob, then the update.
-        match ylambda_shared::doc::validate_update(&input[1..]) {
-            Err(ylambda_shared::doc::DocError::InvalidUpdate(reason)) => {
-                assert!(reason.contains(why), "{name}: {reason}")
-            }
-            other => panic!("{name}: {other:?}"),
-        }
-        replay("update", &input);
+        refused_update(name, why);
     }
 }
 
@@ -122,16 +128,7 @@ fn an_update_naming_impossible_structs_is_refused_before_it_is_split() {
 #[test]
 fn an_update_whose_document_encodes_badly_is_refused() {
     for name in ["doc-encoding-undecodable", "doc-encoding-names-itself"] {
-        let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
-        let input = std::fs::read(&path).expect("regression input");
-        assert!(
-            matches!(
-                ylambda_shared::doc::validate_update(&input[1..]),
-                Err(ylambda_shared::doc::DocError::InvalidUpdate(_))
-            ),
-            "{name}"
-        );
-        replay("update", &input);
+        refused_update(name, "");
     }
 }
 
@@ -149,14 +146,6 @@ fn an_update_past_the_clock_limit_or_with_json_content_is_refused() {
         ("json-content-cut", "JSON content"),
         ("pending-gap-rebuilds-differently", "ends past clock"),
     ] {
-        let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
-        let input = std::fs::read(&path).expect("regression input");
-        match ylambda_shared::doc::validate_update(&input[1..]) {
-            Err(ylambda_shared::doc::DocError::InvalidUpdate(reason)) => {
-                assert!(reason.contains(why), "{name}: {reason}")
-            }
-            other => panic!("{name}: {other:?}"),
-        }
-        replay("update", &input);
+        refused_update(name, why);
     }
 }

@@ -42,7 +42,8 @@ pub enum Validated {
 /// 0.28.1 applies some updates (found by fuzzing, `fuzz/tests/regressions.rs`) that this
 /// re-encoding turns into undecodable bytes, which would then go to every client of the room.
 /// And its items must name only structs a real document could hold
-/// ([`super::split::check_references`]): yrs keeps the others pending without a look.
+/// ([`super::split::check_references`]): yrs keeps the others pending without a look. The
+/// document it makes must pass the same two checks on yrs' encoding of it.
 pub fn validate_update(update: &[u8]) -> Result<Validated, DocError> {
     guard("validate an update", || {
         let invalid = |e: &dyn std::fmt::Display| DocError::InvalidUpdate(e.to_string());
@@ -54,25 +55,27 @@ pub fn validate_update(update: &[u8]) -> Result<Validated, DocError> {
         doc.transact_mut()
             .apply_update(decoded)
             .map_err(|e| invalid(&e))?;
+        // What yrs writes back must decode, and its items must name only what a document could
+        // hold (yrs keeps the others pending, unchecked, and they split into pieces that do not
+        // add up to the whole).
+        let sound = |written: &[u8], what: &str| {
+            Update::decode_v1(written).map_err(|e| {
+                DocError::InvalidUpdate(format!("yrs cannot read its own {what} of it: {e}"))
+            })?;
+            super::split::check_references(written).map_err(|e| invalid(&e))
+        };
+        // First yrs' update-level re-encoding (what the server diffs, merges and cuts later)...
         let reencoded =
             yrs::diff_updates_v1(update, &EMPTY_STATE_VECTOR).map_err(|e| invalid(&e))?;
-        Update::decode_v1(&reencoded).map_err(|e| {
-            DocError::InvalidUpdate(format!("yrs cannot read its own re-encoding of it: {e}"))
-        })?;
-        // On yrs' re-encoding (what the server merges and cuts later): items naming what no
-        // document could hold stay pending, unchecked by yrs, and split into pieces that do
-        // not add up to the whole.
-        super::split::check_references(&reencoded).map_err(|e| invalid(&e))?;
-        // Then the document's own encoding (what merging many updates through a `Doc` gives):
+        sound(&reencoded, "re-encoding")?;
+        // ...then the document's own encoding (what merging many updates through a `Doc` gives):
         // yrs writes some accepted updates back as bytes it cannot read, or with an item naming
-        // itself (found by fuzzing).
+        // itself (found by fuzzing). In this order: encoding some inputs the first check refuses
+        // panics in yrs.
         let state = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        Update::decode_v1(&state).map_err(|e| {
-            DocError::InvalidUpdate(format!("yrs cannot read its own encoding of it: {e}"))
-        })?;
-        super::split::check_references(&state).map_err(|e| invalid(&e))?;
+        sound(&state, "encoding")?;
         Ok(Validated::Content)
     })?
 }

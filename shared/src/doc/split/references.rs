@@ -31,8 +31,8 @@ use super::SplitError;
 pub const CLOCK_LIMIT: u64 = 1 << 30;
 
 /// Refuses an update (v1) whose items name a later struct of their own client, or a parent in the
-/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content. Everything [`super::split_update_v1`] refuses as malformed is
-/// refused here too.
+/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content.
+/// Everything [`super::split_update_v1`] refuses as malformed is refused here too.
 pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
     let parsed = parse_update(update)?;
     // The update's structs by client, in clock order, to find what a parent ID names.
