@@ -1,5 +1,6 @@
 //! Reading a v1 update from end to end: its sections, structs and delete set, as positions in
 //! the input, and the parts of an item that cutting needs.
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use yrs::block::{
@@ -53,7 +54,7 @@ pub(super) struct StructSpan {
     /// Where the struct's encoding lies in the input.
     pub(super) bytes: Range<usize>,
     pub(super) is_skip: bool,
-    /// A String, Any or JSON item of more than one unit: it may be cut.
+    /// A String, Any or JSON item of more than one unit that is not a map entry: it may be cut.
     pub(super) cuttable: bool,
     /// What it is: GC, Skip, or an item and its content kind.
     pub(super) content: Content,
@@ -80,6 +81,9 @@ pub(super) struct References {
     pub(super) origin: Option<Id>,
     pub(super) right_origin: Option<Id>,
     pub(super) parent: Option<Id>,
+    /// Written with a parent sub (a map key): the item is a map entry. Items without a written
+    /// parent take it, and the key, from their origin (else their right origin).
+    pub(super) parent_sub: bool,
 }
 
 pub(super) struct DeleteSetEntry {
@@ -125,6 +129,7 @@ pub(super) fn parse_update(input: &[u8]) -> Result<ParsedUpdate, SplitError> {
         }
         sections.push(ClientSection { client, structs });
     }
+    keep_map_entries_whole(&mut sections);
     let delete_set = read_delete_set(&mut reader)?;
     if reader.remaining() != 0 {
         return Err(SplitError::Malformed(format!(
@@ -137,6 +142,68 @@ pub(super) fn parse_update(input: &[u8]) -> Result<ParsedUpdate, SplitError> {
         sections,
         delete_set,
     })
+}
+
+/// Marks map entries (items under a key, written so or inherited through their origins within
+/// the update) uncuttable. A map key keeps only its rightmost item: Yjs writes one value per item
+/// there, but an item of several units under a key, cut into parts that arrive as separate
+/// updates, makes each later part overwrite (delete) the one before it, so the pieces would build
+/// another document than the whole (afl found it). Such an item travels whole or not at all.
+fn keep_map_entries_whole(sections: &mut [ClientSection]) {
+    // Where each struct is: by client, its section and the spans' clocks (in clock order).
+    let mut index: HashMap<u64, (usize, Vec<u32>)> = HashMap::new();
+    for (s, section) in sections.iter().enumerate() {
+        index
+            .entry(section.client)
+            .or_insert_with(|| (s, section.structs.iter().map(|span| span.clock).collect()));
+    }
+    let find = |(client, clock): Id| -> Option<(usize, usize)> {
+        let (s, clocks) = index.get(&client)?;
+        let i = clocks.partition_point(|c| *c <= clock).checked_sub(1)?;
+        let span = &sections[*s].structs[i];
+        (u64::from(clock) < u64::from(span.clock) + u64::from(span.len)).then_some((*s, i))
+    };
+    // Each span's answer, found by following origins with an explicit stack (chains can be as
+    // long as the update), each span resolved once.
+    let mut known: HashMap<(usize, usize), bool> = HashMap::new();
+    let mut marks = Vec::new();
+    for s in 0..sections.len() {
+        for i in 0..sections[s].structs.len() {
+            let mut path = Vec::new();
+            let mut on_path = HashSet::new();
+            let mut at = (s, i);
+            let answer = loop {
+                if let Some(&known) = known.get(&at) {
+                    break known;
+                }
+                let span = &sections[at.0].structs[at.1];
+                if !matches!(span.content, Content::Item(_)) || !on_path.insert(at) {
+                    break false;
+                }
+                if span.refs.parent_sub {
+                    break true;
+                }
+                if span.refs.parent.is_some() {
+                    break false;
+                }
+                path.push(at);
+                match span.refs.origin.or(span.refs.right_origin).and_then(find) {
+                    Some(next) => at = next,
+                    None => break false,
+                }
+            };
+            for step in path {
+                known.insert(step, answer);
+            }
+            known.entry((s, i)).or_insert(answer);
+            if known.get(&(s, i)) == Some(&true) {
+                marks.push((s, i));
+            }
+        }
+    }
+    for (s, i) in marks {
+        sections[s].structs[i].cuttable = false;
+    }
 }
 
 fn read_delete_set(reader: &mut Reader<'_>) -> Result<Vec<DeleteSetEntry>, SplitError> {
@@ -252,6 +319,7 @@ fn read_item<'a>(
         }
         if info & HAS_PARENT_SUB != 0 {
             reader.read_var_str("parent sub")?;
+            refs.parent_sub = true;
         }
     }
     let head = reader.since(start);
