@@ -50,6 +50,9 @@ step "end-to-end: real y-websocket / signaling clients against ylambda dev (embe
 step "flood benchmark, short (full figures: cd tests/e2e && node bench/flood.mjs)"
 (cd tests/e2e && YLAMBDA_BIN="$bin" BENCH_SECONDS=3 BENCH_ROOMS=3 node bench/flood.mjs)
 
+step "load generator smoke: ylambda dev and the reference server, tiny loads (full run: scripts/bench.sh)"
+YLAMBDA_BIN="$bin" bash scripts/bench.sh --smoke --out target/bench-smoke
+
 # The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
 # Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to
 # drain; the load test waits while it drains and fails only if delivery stalls.

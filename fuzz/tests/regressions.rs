@@ -157,7 +157,10 @@ fn an_update_past_the_clock_limit_or_with_json_content_is_refused() {
 /// whole. The splitter now keeps map entries whole (`parse::keep_map_entries_whole`).
 #[test]
 fn a_map_entry_of_several_elements_is_never_cut() {
-    let path = format!("{}/regressions/update/map-entry-cut", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/regressions/update/map-entry-cut",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let input = std::fs::read(&path).expect("regression input");
     ylambda_shared::doc::validate_update(&input[1..]).expect("yrs accepts it, and so do we");
     replay("update", &input);
@@ -176,7 +179,10 @@ fn open_findings_of_the_third_long_run() {
         "pending-deletes-rebuild-differently",
         "live-map-entry-overwritten-in-pieces",
     ] {
-        let path = format!("{}/regressions/update-open/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/regressions/update-open/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let input = std::fs::read(&path).expect("regression input");
         replay("update", &input);
     }

@@ -33,6 +33,53 @@ enum Command {
     /// Print an HS256 token signed with YLAMBDA_AUTH_SECRET (for tests and local development;
     /// apps mint their own, see the README).
     Token(TokenArgs),
+    /// Load-test a Yjs WebSocket server: N clients in R rooms, each appending a small text edit
+    /// at a steady pace; prints a JSON report (latency, throughput, convergence, server CPU and
+    /// memory) on stdout and a summary line on stderr.
+    Bench(BenchArgs),
+    /// Write BENCHMARKS.md and its SVG charts from the results scripts/bench.sh collected.
+    BenchReport(BenchReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchReportArgs {
+    /// One `ylambda bench` report per line, with "target" (the server) and "shape" added
+    #[arg(long, value_name = "FILE")]
+    results: PathBuf,
+    /// Directory for BENCHMARKS.md and charts/
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The server's URL (a stage URL for API Gateway, the base URL for the others)
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// apigw (ylambda dev, API Gateway), ywebsocket (@y/websocket-server) or hocuspocus
+    #[arg(long, value_name = "WIRE", default_value = "apigw")]
+    protocol: ylambda::bench::Wire,
+    /// Clients in all
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    clients: usize,
+    /// Rooms the clients are spread over (round robin)
+    #[arg(long, value_name = "R", default_value_t = 1)]
+    rooms: usize,
+    /// Edits per second offered by all clients together (0: idle clients)
+    #[arg(long, value_name = "PER_SEC", default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds of sending (idle clients stay this long)
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds to wait after sending for edits still in flight
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain: f64,
+    /// The server's process id: its CPU and memory (with its children) go in the report
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Handshakes in flight at once
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    connect_parallelism: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,7 +140,72 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Token(args) => token(args),
+        Command::Bench(args) => bench(args).await,
+        Command::BenchReport(args) => bench_report(args),
     }
+}
+
+fn bench_report(args: BenchReportArgs) -> anyhow::Result<()> {
+    use ylambda::bench::report;
+    let results = report::read_results(&args.results)?;
+    report::write(&results, &machine_description(), &args.out)?;
+    Ok(())
+}
+
+/// The machine the figures came from: CPU model and count, memory, kernel, Node's version.
+fn machine_description() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
+        .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_gb = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("?".to_string(), |kb| format!("{:.0}", kb / 1e6));
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "not found".into());
+    format!(
+        "- CPU: {cpu}, {cores} cores available\n- memory: {memory_gb} GB\n- Linux {kernel}\n- \
+         Node {node}; ylambda {} (release build)",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let seconds = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s)
+            .with_context(|| format!("--{what} must be seconds, 0 or more"))
+    };
+    let options = ylambda::bench::BenchOptions {
+        url: args.url,
+        wire: args.protocol,
+        clients: args.clients,
+        rooms: args.rooms,
+        rate: args.rate,
+        duration: seconds(args.duration, "duration")?,
+        drain: seconds(args.drain, "drain")?,
+        server_pid: args.server_pid,
+        connect_parallelism: args.connect_parallelism,
+    };
+    let report = ylambda::bench::run(&options).await?;
+    eprintln!("{}", report.summary());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).context("encode the report")?
+    );
+    Ok(())
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

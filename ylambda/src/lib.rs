@@ -1,5 +1,6 @@
 //! The `ylambda` command line's library side: the `ylambda dev` gateway, callable in-process by
 //! tests and by the binary alike.
+pub mod bench;
 pub mod gateway;
 pub mod invoker;
 pub mod lambdas;

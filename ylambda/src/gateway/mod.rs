@@ -19,6 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ylambda_shared::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
@@ -176,6 +177,14 @@ impl Gateway {
         };
         // Returns once the listener is closed and in-flight HTTP requests are done; upgraded
         // WebSockets are not HTTP requests any more, they are drained below.
+        // Yjs traffic is many small frames: without TCP_NODELAY, Nagle's algorithm holds each
+        // small write back until the previous one is acknowledged (a ~15 ms floor at light load,
+        // see BENCHMARKS.md).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "could not set TCP_NODELAY on an accepted connection");
+            }
+        });
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -31,6 +31,11 @@ use super::{events, ids, management, Shared};
 /// Room between API Gateway's message limit and the point where tungstenite itself gives up on a
 /// message: anything in between is read whole, so we can answer it with a proper 1009 close.
 const OVERSIZE_HEADROOM: usize = 64 * 1024;
+/// The read buffer each connection starts with. tungstenite allocates it up front, and its
+/// default (128 KiB) was most of an idle connection's memory (140 KB of RSS per connection; 4 KiB
+/// still left 16 KB). Yjs updates and awareness messages are mostly well under 1 KiB; a larger
+/// message grows the buffer as it arrives (see BENCHMARKS.md, idle connections).
+const READ_BUFFER_BYTES: usize = 1024;
 /// How long a closing connection gets to finish the close handshake before the socket is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -164,6 +169,7 @@ async fn websocket(
     upgrade
         .max_message_size(limit)
         .max_frame_size(shared.config.max_frame_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_failed_upgrade(move |error| {
             let (shared, connection) = failed;
             tracing::debug!(connection_id = connection.id(), %error, "upgrade failed");
