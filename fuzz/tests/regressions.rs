@@ -138,13 +138,15 @@ fn an_update_whose_document_encodes_badly_is_refused() {
 /// document than the whole (an item with a missing parent, then a later clock of its client, at
 /// clocks past 2^31). No Yjs 13 or yrs client writes any of them (Yjs 13 writes Any content; no
 /// editing session reaches 2^30 insertions of one client), so `check_references` now refuses
-/// clocks from 2^30 and JSON content.
+/// clocks from 2^30 and JSON content. (Since the third run the update as sent is checked too, so
+/// these are now refused earlier, some for other reasons: an over-long var-int, which yrs
+/// reads leniently, and a zero-length struct.)
 #[test]
 fn an_update_past_the_clock_limit_or_with_json_content_is_refused() {
     for (name, why) in [
-        ("clock-near-2-31-piece-fails", "ends past clock"),
-        ("json-content-cut", "JSON content"),
-        ("pending-gap-rebuilds-differently", "ends past clock"),
+        ("clock-near-2-31-piece-fails", "var-int over 64 bits"),
+        ("json-content-cut", ""),
+        ("pending-gap-rebuilds-differently", ""),
     ] {
         refused_update(name, why);
     }
@@ -166,24 +168,47 @@ fn a_map_entry_of_several_elements_is_never_cut() {
     replay("update", &input);
 }
 
-/// Still open (issue 10): the other 20 inputs of the third long run, in two kinds, represented
-/// here by one each. (a) A document holding only pending structs (clock 0 of their clients never
-/// arrives): the pieces leave a deletion the whole does not show. (b) A map entry overwritten
-/// within the same update while the delete set says the older value is live: applied whole, yrs
-/// keeps it; applied as pieces, the later value deletes it. `cargo test -p ylambda-fuzz --
-/// --ignored` replays them.
+/// Found by afl (third long run) on the `ywebsocket` target: 13 frames whose update holds an
+/// item of length 0 (deleted content of length 0 at a clock the next item takes too). yrs
+/// 0.28.1 applied it, then read freed memory while encoding the document (`validate_update`'s
+/// own check): a segfault or an absurd allocation, which abort the process past any panic guard.
+/// And on `update`: 36 inputs whose pieces built another document, all of them updates that
+/// break a rule of `check_references` as sent (the rules were checked only on yrs' re-encodings,
+/// which hide it). `validate_update` now runs `check_references` on the update as sent, before yrs
+/// integrates it, and the reader refuses items of length 0.
+#[test]
+fn an_update_yrs_would_corrupt_itself_on_is_refused_as_sent() {
+    use ylambda_shared::protocol::ywebsocket::{decode_messages, Incoming};
+    let path = format!(
+        "{}/regressions/ywebsocket-zero-length-item-segfault",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let frame = std::fs::read(&path).expect("regression input");
+    let messages = decode_messages(&frame).expect("a frame");
+    let refused = messages.iter().any(|m| match m {
+        Incoming::SyncStep2(u) | Incoming::Update(u) => {
+            ylambda_shared::doc::validate_update(u).is_err()
+        }
+        _ => false,
+    });
+    assert!(refused, "the zero-length item is refused");
+    replay("ywebsocket", &frame);
+    for name in ["pending-deletes-rebuild-differently", "raw-update-refused"] {
+        refused_update(name, "");
+    }
+}
+
+/// Still open (issue 10): 2 inputs of the third long run. A map entry overwritten within the same
+/// update while the delete set says the older value is live: applied whole, yrs keeps the older
+/// value; applied as pieces, the later value deletes it. `cargo test -p ylambda-fuzz --
+/// --ignored` replays it.
 #[test]
 #[ignore = "open finding of the third afl run (issue 10)"]
-fn open_findings_of_the_third_long_run() {
-    for name in [
-        "pending-deletes-rebuild-differently",
-        "live-map-entry-overwritten-in-pieces",
-    ] {
-        let path = format!(
-            "{}/regressions/update-open/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let input = std::fs::read(&path).expect("regression input");
-        replay("update", &input);
-    }
+fn open_finding_of_the_third_long_run() {
+    let path = format!(
+        "{}/regressions/update-open/live-map-entry-overwritten-in-pieces",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let input = std::fs::read(&path).expect("regression input");
+    replay("update", &input);
 }

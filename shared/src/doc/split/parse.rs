@@ -374,6 +374,12 @@ fn read_item<'a>(
                 .into());
         }
     };
+    if len == 0 {
+        // No Yjs or yrs document writes one; yrs 0.28.1 integrates it as a struct of no length
+        // at a clock the next one takes too, and later reads freed memory while encoding the
+        // document (a segfault afl found, past the panic guard).
+        return Err(reader.invalid("item", "zero length").into());
+    }
     Ok(ParsedStruct {
         len,
         kind: StructKind::Item(ItemParts {
