@@ -52,7 +52,7 @@ if $smoke; then
     profile=debug
 else
     : "${servers:=embedded aws reference hocuspocus}"
-    rates="100 500 1000 2000 5000 10000 20000"
+    rates="100 500 1000 2000 5000 10000"
     duration=10
     rooms_rate=10000
     idle_clients=2000
