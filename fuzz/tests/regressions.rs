@@ -78,6 +78,12 @@ fn an_update_yrs_cannot_re_encode_is_refused_before_it_is_stored() {
     replay("on_message", &script);
 }
 
+/// The input at `regressions/{relative}` in this crate.
+fn regression_input(relative: &str) -> Vec<u8> {
+    let path = format!("{}/regressions/{relative}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("regression input {path}: {e}"))
+}
+
 fn hex(text: &str) -> Vec<u8> {
     (0..text.len())
         .step_by(2)
@@ -88,8 +94,7 @@ fn hex(text: &str) -> Vec<u8> {
 /// Replays `regressions/update/{name}` on the `update` target after checking that
 /// `validate_update` refuses its update as invalid, for a reason containing `why`.
 fn refused_update(name: &str, why: &str) {
-    let path = format!("{}/regressions/update/{name}", env!("CARGO_MANIFEST_DIR"));
-    let input = std::fs::read(&path).expect("regression input");
+    let input = regression_input(&format!("update/{name}"));
     // The target's input: a piece-size knob, then the update.
     match ylambda_shared::doc::validate_update(&input[1..]) {
         Err(ylambda_shared::doc::DocError::InvalidUpdate(reason)) => {
@@ -159,11 +164,7 @@ fn an_update_past_the_clock_limit_or_with_json_content_is_refused() {
 /// whole. The splitter now keeps map entries whole (`parse::keep_map_entries_whole`).
 #[test]
 fn a_map_entry_of_several_elements_is_never_cut() {
-    let path = format!(
-        "{}/regressions/update/map-entry-cut",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let input = std::fs::read(&path).expect("regression input");
+    let input = regression_input("update/map-entry-cut");
     ylambda_shared::doc::validate_update(&input[1..]).expect("yrs accepts it, and so do we");
     replay("update", &input);
 }
@@ -179,11 +180,7 @@ fn a_map_entry_of_several_elements_is_never_cut() {
 #[test]
 fn an_update_yrs_would_corrupt_itself_on_is_refused_as_sent() {
     use ylambda_shared::protocol::ywebsocket::{decode_messages, Incoming};
-    let path = format!(
-        "{}/regressions/ywebsocket-zero-length-item-segfault",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let frame = std::fs::read(&path).expect("regression input");
+    let frame = regression_input("ywebsocket-zero-length-item-segfault");
     let messages = decode_messages(&frame).expect("a frame");
     let refused = messages.iter().any(|m| match m {
         Incoming::SyncStep2(u) | Incoming::Update(u) => {
@@ -205,10 +202,6 @@ fn an_update_yrs_would_corrupt_itself_on_is_refused_as_sent() {
 #[test]
 #[ignore = "open finding of the third afl run (issue 10)"]
 fn open_finding_of_the_third_long_run() {
-    let path = format!(
-        "{}/regressions/update-open/live-map-entry-overwritten-in-pieces",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let input = std::fs::read(&path).expect("regression input");
+    let input = regression_input("update-open/live-map-entry-overwritten-in-pieces");
     replay("update", &input);
 }

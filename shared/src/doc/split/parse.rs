@@ -167,10 +167,13 @@ fn keep_map_entries_whole(sections: &mut [ClientSection]) {
     // long as the update), each span resolved once.
     let mut known: HashMap<(usize, usize), bool> = HashMap::new();
     let mut marks = Vec::new();
+    // Reused for every span: this runs on every update the server validates.
+    let mut path = Vec::new();
+    let mut on_path = HashSet::new();
     for s in 0..sections.len() {
         for i in 0..sections[s].structs.len() {
-            let mut path = Vec::new();
-            let mut on_path = HashSet::new();
+            path.clear();
+            on_path.clear();
             let mut at = (s, i);
             let answer = loop {
                 if let Some(&known) = known.get(&at) {
@@ -192,7 +195,7 @@ fn keep_map_entries_whole(sections: &mut [ClientSection]) {
                     None => break false,
                 }
             };
-            for step in path {
+            for &step in &path {
                 known.insert(step, answer);
             }
             known.entry((s, i)).or_insert(answer);
