@@ -627,5 +627,72 @@ async fn cost_model(profile: DocStoreKind) {
         .expect("snapshot written");
     assert!(!stored.snapshot.update.is_empty());
 
+    check_measured_calls(profile, &meter);
     table.delete().await;
+}
+
+/// `ylambda cost` prices these actions from the counts in this file (ylambda/src/cost/calls.rs).
+const PRICED_ACTIONS: [&str; 7] = [
+    "doc: $connect",
+    "doc: first sync (empty room)",
+    "doc: join sync (2 in room)",
+    "doc: update (2 in room)",
+    "doc: awareness change (2 in room)",
+    "doc: $disconnect (1 left)",
+    "doc: $disconnect (last: compaction)",
+];
+const MEASURED_CALLS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../ylambda/src/cost/measured-calls.json"
+);
+
+/// The counts `ylambda cost` multiplies must be what the handler does: this measurement is
+/// compared with the committed file (rewritten with `YLAMBDA_WRITE_COST_CALLS=1`, one test at a
+/// time: `-- --test-threads=1`). `SCRIPT LOAD` is left out of the Redis count: it runs once per
+/// script per Redis, not per action.
+fn check_measured_calls(profile: DocStoreKind, meter: &Meter) {
+    use serde_json::{json, Map, Value};
+    let key = match profile {
+        DocStoreKind::Redis => "redis",
+        DocStoreKind::Dynamodb => "dynamodb",
+    };
+    let measured: Map<String, Value> = PRICED_ACTIONS
+        .iter()
+        .map(|action| {
+            let (_, aws_ops, redis_ops, posts) = meter.row(action);
+            let service = |prefix: &str| -> Map<String, Value> {
+                aws_ops
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), json!(v))))
+                    .collect()
+            };
+            let redis_commands: u64 = redis_ops
+                .iter()
+                .filter(|(k, _)| k.as_str() != "script|load")
+                .map(|(_, v)| v)
+                .sum();
+            let row = json!({
+                "dynamodb": service("dynamodb:"),
+                "s3": service("s3:"),
+                "redis_commands": redis_commands,
+                "posts": posts,
+            });
+            (action.to_string(), row)
+        })
+        .collect();
+    let text = std::fs::read_to_string(MEASURED_CALLS).unwrap();
+    let mut file: Value = serde_json::from_str(&text).unwrap();
+    if std::env::var_os("YLAMBDA_WRITE_COST_CALLS").is_some() {
+        file[key] = Value::Object(measured);
+        let written = serde_json::to_string_pretty(&file).unwrap() + "\n";
+        std::fs::write(MEASURED_CALLS, written).unwrap();
+        return;
+    }
+    assert_eq!(
+        file[key],
+        Value::Object(measured),
+        "the handler's calls on the {key} profile are no longer the ones ylambda cost prices \
+         ({MEASURED_CALLS}): check the change, then rewrite the file with \
+         YLAMBDA_WRITE_COST_CALLS=1 (see check_measured_calls)"
+    );
 }

@@ -39,6 +39,39 @@ enum Command {
     Bench(BenchArgs),
     /// Write BENCHMARKS.md and its SVG charts from the results scripts/bench.sh collected.
     BenchReport(BenchReportArgs),
+    /// Price a workload on AWS, service by service, from the calls each user action was
+    /// measured to make (shared/tests/aws_cost_model.rs) and a price table (us-east-1 list
+    /// prices built in; --prices for your own).
+    Cost(CostArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CostArgs {
+    /// Rooms (documents) open at once
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    rooms: u64,
+    /// Users connected to each room
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    users_per_room: u64,
+    /// Document updates each user sends per second (a typist: 1 to 5)
+    #[arg(long, value_name = "RATE", default_value_t = 1.0)]
+    edits_per_sec: f64,
+    /// Awareness changes each user sends per second [default: one per edit (a cursor moving
+    /// with it) + y-protocols' renewal every 15 s]
+    #[arg(long, value_name = "RATE")]
+    awareness_per_sec: Option<f64>,
+    /// Hours of that traffic (730: a month around the clock)
+    #[arg(long, value_name = "H", default_value_t = 730.0)]
+    hours: f64,
+    /// Minutes a connection lasts before the client reconnects (API Gateway's limit: 120)
+    #[arg(long, value_name = "MIN", default_value_t = 120.0)]
+    session_minutes: f64,
+    /// Where the doc store lives (template.yaml's Profile)
+    #[arg(long, value_enum, default_value = "dynamodb")]
+    profile: ylambda::cost::Profile,
+    /// A price table in the built-in one's format (ylambda/src/cost/prices.toml)
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,7 +175,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token(args),
         Command::Bench(args) => bench(args).await,
         Command::BenchReport(args) => bench_report(args),
+        Command::Cost(args) => cost(args),
     }
+}
+
+fn cost(args: CostArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use ylambda::cost::{estimate, report, MeasuredCalls, PriceTable, Workload};
+    let prices = match &args.prices {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the price table {}", path.display()))?;
+            PriceTable::parse(&text, &path.display().to_string())?
+        }
+        None => PriceTable::builtin()?,
+    };
+    let workload = Workload {
+        rooms: args.rooms,
+        users_per_room: args.users_per_room,
+        edits_per_sec: args.edits_per_sec,
+        awareness_per_sec: args
+            .awareness_per_sec
+            .unwrap_or(args.edits_per_sec + ylambda::cost::AWARENESS_RENEWALS_PER_SEC),
+        hours: args.hours,
+        session_minutes: args.session_minutes,
+        profile: args.profile,
+    };
+    let estimate = estimate(&workload, &MeasuredCalls::builtin()?, &prices)?;
+    print!("{}", report::render(&estimate));
+    Ok(())
 }
 
 fn bench_report(args: BenchReportArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The `ylambda` command line's library side: the `ylambda dev` gateway, callable in-process by
 //! tests and by the binary alike.
 pub mod bench;
+pub mod cost;
 pub mod gateway;
 pub mod invoker;
 pub mod lambdas;
