@@ -53,6 +53,9 @@ step "flood benchmark, short (full figures: cd tests/e2e && node bench/flood.mjs
 step "load generator smoke: ylambda dev and the reference server, tiny loads (full run: scripts/bench.sh)"
 YLAMBDA_BIN="$bin" bash scripts/bench.sh --smoke --out target/bench-smoke
 
+step "micro-benchmarks smoke: criterion and yjs on tiny inputs (full run: scripts/micro-bench.sh)"
+bash scripts/micro-bench.sh --smoke
+
 # The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
 # Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to
 # drain; the load test waits while it drains and fails only if delivery stalls.
