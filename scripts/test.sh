@@ -56,6 +56,9 @@ YLAMBDA_BIN="$bin" bash scripts/bench.sh --smoke --out target/bench-smoke
 step "micro-benchmarks smoke: criterion and yjs on tiny inputs (full run: scripts/micro-bench.sh)"
 bash scripts/micro-bench.sh --smoke
 
+step "cold start smoke: the connect binary started twice (full run: scripts/cold-start.sh)"
+"$bin" bench-cold-start --lambdas "$PWD/target/debug" --starts 2 >/dev/null
+
 # The same suite on the aws backend, the load test included at full rate (~500 inserts/s).
 # Single-threaded moto serves ~100 requests/s, so the server's backlog takes a minute or two to
 # drain; the load test waits while it drains and fails only if delivery stalls.

@@ -39,10 +39,24 @@ enum Command {
     Bench(BenchArgs),
     /// Write BENCHMARKS.md and its SVG charts from the results scripts/bench.sh collected.
     BenchReport(BenchReportArgs),
+    /// Time the Lambda binaries' cold start: the connect function started fresh N times under
+    /// the local Runtime API, from process start to the answer to its first `$connect`, and the
+    /// same event again warm. Its backend is this environment's (YLAMBDA_BACKEND etc.).
+    BenchColdStart(BenchColdStartArgs),
     /// Price a workload on AWS, service by service, from the calls each user action was
     /// measured to make (shared/tests/aws_cost_model.rs) and a price table (us-east-1 list
     /// prices built in; --prices for your own).
     Cost(CostArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchColdStartArgs {
+    /// Directory of the built Lambda binaries (as for `ylambda dev --lambdas`)
+    #[arg(long, value_name = "DIR")]
+    lambdas: PathBuf,
+    /// Fresh processes to start, one after the other
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    starts: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,7 +190,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench(args).await,
         Command::BenchReport(args) => bench_report(args),
         Command::Cost(args) => cost(args),
+        Command::BenchColdStart(args) => bench_cold_start(args).await,
     }
+}
+
+async fn bench_cold_start(args: BenchColdStartArgs) -> anyhow::Result<()> {
+    let report = ylambda::bench::cold_start::measure(&args.lambdas, args.starts as usize).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    eprintln!(
+        "{}: {:.1} MB; first event {:.1} ms after process start, warm {:.1} ms (medians of {})",
+        report.binary,
+        report.binary_bytes as f64 / 1e6,
+        report.median_first_ms(),
+        report.median_warm_ms(),
+        report.starts
+    );
+    Ok(())
 }
 
 fn cost(args: CostArgs) -> anyhow::Result<()> {

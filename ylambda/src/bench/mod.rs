@@ -8,6 +8,7 @@
 //! reads the server's CPU time and memory (its whole process tree) from `/proc`.
 mod charts;
 mod client;
+pub mod cold_start;
 pub mod report;
 mod server_stats;
 mod wire;

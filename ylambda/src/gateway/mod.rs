@@ -7,7 +7,7 @@
 mod clock;
 pub mod connections;
 pub mod events;
-mod ids;
+pub(crate) mod ids;
 mod in_process;
 mod management;
 mod server;
