@@ -1,6 +1,6 @@
-//! Deterministic editing traces for the micro-benchmarks (no registry package ships a real
-//! editing trace as Yjs updates; see benches/MICROBENCHMARKS.md). A seeded xorshift drives
-//! everything, so the Rust and JavaScript sides read the same bytes.
+//! Deterministic editing traces for the micro-benchmarks (generated: no real editing trace as
+//! Yjs updates was found in a registry in the time spent looking). A seeded xorshift drives
+//! everything, so every run writes the same bytes.
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
 
