@@ -86,6 +86,14 @@ for (const f of snapshots) {
   const u = read(f)
   rows.push(['sync_step2', name(f), u.length, ...best([u])])
 }
+// A client that has the first 90% of every client's clock (a tab reconnecting).
+for (const f of snapshots) {
+  const u = read(f)
+  const sv = read(f.replace(/\.bin$/, '.returning-sv'))
+  const merge = time(() => [Y.diffUpdate(u, sv), Y.encodeStateVectorFromUpdate(u)])
+  const doc = time(() => { const d = new Y.Doc(); Y.applyUpdate(d, u); return [Y.encodeStateAsUpdate(d, sv), Y.encodeStateVector(d)] })
+  rows.push(['sync_step2_returning', name(f), u.length, ...(merge <= doc ? [merge, 'diffUpdate, encodeStateVectorFromUpdate (faster than via a Y.Doc)'] : [doc, 'via a Y.Doc (faster than diffUpdate)'])])
+}
 if (snapshots.length && logs.length > 1) {
   const all = [read(snapshots[0]), ...readLog(logs[1])]
   rows.push(['compaction', `${name(snapshots[0])}+${name(logs[1])}`, bytesOf(all), time(() => Y.mergeUpdates(all)), 'mergeUpdates'])

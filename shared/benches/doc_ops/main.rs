@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ylambda_shared::adapters::MemoryDocStore;
-use ylambda_shared::doc::{diff, merge, split::split_update_v1, state_vector, validate_update};
+use ylambda_shared::doc::{
+    answer_sync_step1, merge, split::split_update_v1, state_vector, validate_update, SyncAnswer,
+};
 use ylambda_shared::ports::{DocStore, PieceLimits, PieceOutcome};
 use ylambda_shared::protocol::pieces::{parse_piece, split_into_pieces};
 
@@ -24,6 +26,9 @@ struct Inputs {
     edit: Vec<u8>,
     logs: Vec<(usize, Vec<Vec<u8>>)>,
     snapshots: Vec<(&'static str, Vec<u8>)>,
+    /// Per snapshot, the state vector of a client that comes back to it: it has the first 90% of
+    /// every client's clock.
+    returning: Vec<Vec<u8>>,
 }
 
 fn smoke() -> bool {
@@ -41,16 +46,25 @@ fn inputs() -> Inputs {
     };
     let biggest = *log_sizes.last().unwrap_or(&0);
     let full_log = trace::typing_log(biggest, 1);
+    let snapshots: Vec<(&str, Vec<u8>)> = snapshot_sizes
+        .into_iter()
+        .map(|(name, bytes)| (name, trace::snapshot(bytes, 2)))
+        .collect();
+    let returning = snapshots
+        .iter()
+        .map(|(_, snapshot)| {
+            let sv = state_vector(snapshot).expect("the snapshot has a state vector");
+            trace::scaled_state_vector(&sv, 0.9)
+        })
+        .collect();
     Inputs {
         edit: full_log[0].clone(),
         logs: log_sizes
             .iter()
             .map(|&n| (n, full_log[..n].to_vec()))
             .collect(),
-        snapshots: snapshot_sizes
-            .into_iter()
-            .map(|(name, bytes)| (name, trace::snapshot(bytes, 2)))
-            .collect(),
+        snapshots,
+        returning,
     }
 }
 
@@ -75,19 +89,18 @@ fn write_inputs(inputs: &Inputs) -> std::io::Result<PathBuf> {
         }
         std::fs::write(dir.join(format!("log-{n}.bin")), bytes)?;
     }
-    for (name, snapshot) in &inputs.snapshots {
+    for ((name, snapshot), returning) in inputs.snapshots.iter().zip(&inputs.returning) {
         std::fs::write(dir.join(format!("snapshot-{name}.bin")), snapshot)?;
+        std::fs::write(dir.join(format!("snapshot-{name}.returning-sv")), returning)?;
     }
     Ok(dir)
 }
 
 /// Sync step 2 as the handler answers it: the room's state merged, what the client lacks, and
 /// the server's state vector (for its own sync step 1).
-fn sync_step2<B: AsRef<[u8]>>(updates: &[B]) -> (Vec<u8>, Vec<u8>) {
+fn sync_step2<B: AsRef<[u8]>>(updates: &[B]) -> SyncAnswer {
     let merged = merge(updates).expect("the trace merges");
-    let missing = diff(&merged, &EMPTY_STATE_VECTOR).expect("and diffs");
-    let sv = state_vector(&merged).expect("and has a state vector");
-    (missing, sv)
+    answer_sync_step1(merged, &EMPTY_STATE_VECTOR).expect("and answers a new client")
 }
 
 fn benches(c: &mut Criterion, inputs: &Inputs) {
@@ -111,6 +124,18 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
         g.bench_function(
             BenchmarkId::new("sync_step2", format!("snapshot-{name}")),
             |b| b.iter(|| sync_step2(std::slice::from_ref(snapshot))),
+        );
+    }
+    // A client that has most of the document (a tab reconnecting) gets yrs' diff.
+    for ((name, snapshot), returning) in inputs.snapshots.iter().zip(&inputs.returning) {
+        g.bench_function(
+            BenchmarkId::new("sync_step2_returning", format!("snapshot-{name}")),
+            |b| {
+                b.iter(|| {
+                    answer_sync_step1(snapshot.clone(), returning)
+                        .expect("answers a returning client")
+                })
+            },
         );
     }
     // Compaction: the snapshot and the log since, merged into the next snapshot.

@@ -129,3 +129,15 @@ pub fn snapshot(bytes: usize, seed: u64) -> Vec<u8> {
     debug_assert!(!text.get_string(&doc.transact()).is_empty());
     state
 }
+
+/// `state_vector` (encoded v1) with every client's clock scaled by `fraction`: the state of a
+/// client that has the start of everyone's edits.
+pub fn scaled_state_vector(state_vector: &[u8], fraction: f64) -> Vec<u8> {
+    use yrs::updates::encoder::Encode;
+    let full = StateVector::decode_v1(state_vector).expect("a state vector");
+    let mut scaled = StateVector::default();
+    for (client, clock) in full.iter() {
+        scaled.set_max(*client, (*clock as f64 * fraction) as u32);
+    }
+    scaled.encode_v1()
+}

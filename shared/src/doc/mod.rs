@@ -2,5 +2,7 @@
 //! state vectors, and cutting an update into pieces that fit a message.
 pub mod split;
 mod state;
+mod sync;
 
 pub use state::{diff, guard, merge, state_vector, validate_update, DocError, Validated};
+pub use sync::{answer_sync_step1, SyncAnswer};

@@ -135,8 +135,10 @@ impl Handler {
             room: room.to_string(),
             reason: e.to_string(),
         };
-        let missing = doc::diff(&state, client_state_vector).map_err(document)?;
-        let server_state_vector = doc::state_vector(&state).map_err(document)?;
+        let doc::SyncAnswer {
+            missing,
+            server_state_vector,
+        } = doc::answer_sync_step1(state, client_state_vector).map_err(document)?;
         let mut frames = Vec::new();
         for piece in self.cut_to_fit(room, missing) {
             frames.push(transport::encode_frame(&ywebsocket::encode_sync_step2(

@@ -53,6 +53,9 @@
 //! - `cut`: cuts one String, Any or JSON item too big for a piece into parts;
 //! - `delete_set`: packs the delete set into pieces of its own.
 //!
+//! `state_vector` reads an update's state vector the same way, without yrs' decoder (answering a
+//! sync step 1 from a large room needs it; yrs builds every block first).
+//!
 //! `references` uses the same reading to check the IDs an update's items name, which
 //! `validate_update` needs: an update whose items name impossible structs splits into pieces that
 //! do not add up to it.
@@ -60,6 +63,7 @@ mod cut;
 mod delete_set;
 mod parse;
 mod references;
+mod state_vector;
 mod structs;
 #[cfg(test)]
 mod tests;
@@ -68,6 +72,7 @@ use crate::codec::CodecError;
 use delete_set::pack_delete_set;
 use parse::parse_update;
 pub use references::{check_references, CLOCK_LIMIT};
+pub use state_vector::state_vector_v1;
 use structs::StructPacker;
 
 #[derive(Debug, thiserror::Error)]

@@ -169,7 +169,7 @@ fn skips_of_a_merged_update_are_kept() {
 
 /// About 800 KB from three clients: long paragraphs (cut across pieces), thousands of small
 /// text edits and deletions, and map entries.
-fn large_document() -> Vec<u8> {
+pub(super) fn large_document() -> Vec<u8> {
     let clients: Vec<Doc> = (1..=3).map(new_doc).collect();
     let mut rng = StdRng::seed_from_u64(42);
     let words = [

@@ -5,6 +5,7 @@ mod documents;
 mod hand_made;
 mod malformed;
 mod references;
+mod state_vector;
 
 use std::collections::HashMap;
 use std::sync::Arc;
