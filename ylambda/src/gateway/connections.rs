@@ -52,6 +52,11 @@ impl Outgoing {
     }
 }
 
+/// The receiving end of a connection's outgoing frames. Boxed: tokio's channel allocates its
+/// slots 32 at a time when it is made, and 32 unboxed frames were about 1 KB of every idle
+/// connection's memory (BENCHMARKS.md, idle connections).
+pub type OutgoingQueue = mpsc::Receiver<Box<Outgoing>>;
+
 /// Why and how a connection ends. Set once; the first reason wins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseState {
@@ -77,13 +82,13 @@ pub enum DeliveryError {
 pub struct Connection {
     pub meta: ConnectionMeta,
     last_active: Mutex<SystemTime>,
-    outgoing: mpsc::Sender<Outgoing>,
+    outgoing: mpsc::Sender<Box<Outgoing>>,
     close: watch::Sender<Option<CloseState>>,
 }
 
 impl Connection {
     /// A connection and the receiving end of its outgoing queue (for its writer task).
-    pub fn new(meta: ConnectionMeta) -> (Arc<Connection>, mpsc::Receiver<Outgoing>) {
+    pub fn new(meta: ConnectionMeta) -> (Arc<Connection>, OutgoingQueue) {
         let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
         let connection = Connection {
             last_active: Mutex::new(meta.connected_at),
@@ -103,10 +108,12 @@ impl Connection {
         if self.is_closing() {
             return Err(DeliveryError::Gone);
         }
-        self.outgoing.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => DeliveryError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => DeliveryError::Gone,
-        })
+        self.outgoing
+            .try_send(Box::new(frame))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DeliveryError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => DeliveryError::Gone,
+            })
     }
 
     /// Starts closing the connection. Returns false if it was already closing (the first reason
@@ -323,7 +330,7 @@ mod tests {
         let fanout = GatewayFanout::new(registry.clone(), 1024);
 
         fanout.post("e", "a=", "hello").await.unwrap();
-        match rx.recv().await {
+        match rx.recv().await.map(|frame| *frame) {
             Some(Outgoing::Text(t)) => assert_eq!(t, "hello"),
             other => panic!("unexpected {other:?}"),
         }

@@ -19,12 +19,12 @@ use base64::Engine;
 use futures::stream::{SplitSink, StreamExt};
 use futures::SinkExt;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 use ylambda_shared::handler::requested_room;
 
-use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing};
+use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing, OutgoingQueue};
 use super::throttle;
 use super::{events, ids, management, Shared};
 
@@ -226,7 +226,7 @@ fn refusal(response: ApiGatewayProxyResponse) -> Response {
 async fn run(
     shared: Arc<Shared>,
     connection: Arc<Connection>,
-    queue: mpsc::Receiver<Outgoing>,
+    queue: OutgoingQueue,
     socket: WebSocket,
 ) {
     let config = &shared.config;
@@ -284,8 +284,9 @@ async fn run(
                     Message::Text(text) => {
                         // Awaited before the next frame is read: one connection's messages are
                         // handled in order.
-                        let event = events::message(&connection.meta, text.as_str().to_string());
-                        let response = dispatch(&shared, event).await;
+                        // Boxed: the event and the call's state would otherwise be part of
+                        // every connection's task, idle or not (BENCHMARKS.md, idle connections).
+                        let response = Box::pin(route_message(&shared, &connection, text.as_str())).await;
                         warn_on_error(connection.id(), "$default", &response);
                     }
                     Message::Binary(_) => {
@@ -337,7 +338,18 @@ async fn run(
     {
         writer.abort();
     }
-    finish(shared, connection).await;
+    // Boxed, like `route_message`: not part of the task while the connection is open.
+    Box::pin(finish(shared, connection)).await;
+}
+
+/// A client's message, to `$default`.
+async fn route_message(
+    shared: &Arc<Shared>,
+    connection: &Connection,
+    text: &str,
+) -> ApiGatewayProxyResponse {
+    let event = events::message(&connection.meta, text.to_string());
+    dispatch(shared, event).await
 }
 
 /// Runs one event through the gateway's invoker, as API Gateway invokes a Lambda.
@@ -405,7 +417,7 @@ fn read_failed(connection: &Connection, error: &axum::Error) {
 /// Writes queued frames until the connection starts closing, then the close frame.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outgoing>,
+    mut queue: OutgoingQueue,
     mut close: watch::Receiver<Option<CloseState>>,
 ) {
     loop {
@@ -438,8 +450,8 @@ async fn write_frames(
 }
 
 impl Outgoing {
-    fn into_message(self) -> Message {
-        match self {
+    fn into_message(self: Box<Self>) -> Message {
+        match *self {
             Outgoing::Text(text) => Message::Text(text.into()),
             Outgoing::Binary(bytes) => Message::Binary(bytes),
         }
