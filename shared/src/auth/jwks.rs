@@ -196,9 +196,9 @@ impl Jwks {
 
     async fn download(&self) -> Result<Bytes, String> {
         // A client per fetch: fetches are rare (a cold start, a rotation), so nothing is pooled.
-        // ring is given explicitly rather than through rustls' process-wide default.
+        // aws-lc-rs is given explicitly rather than through rustls' process-wide default.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
             .map_err(|e| format!("TLS setup failed: {e}"))?
             // `JwksUrl` allows plain http only to loopback hosts.
             .https_or_http()

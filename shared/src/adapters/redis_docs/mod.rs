@@ -146,9 +146,10 @@ impl RedisDocStore {
     /// cannot be reached now; later disconnects are repaired by reconnecting.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let target = redact_url(url);
-        // redis' rustls has no crypto provider compiled in for it to pick; install ring as the
-        // process default. An error means a provider is already installed, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // redis' rustls has no crypto provider compiled in for it to pick; install aws-lc-rs as
+        // the process default. An error means a provider is already installed, which serves as
+        // well.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL {target}: {e}")))?;
         let config = ConnectionManagerConfig::new()
