@@ -425,7 +425,7 @@ async fn write_frames(
             biased;
             frame = queue.recv() => {
                 let Some(frame) = frame else { return };
-                if sink.send(frame.into_message()).await.is_err() {
+                if sink.send((*frame).into_message()).await.is_err() {
                     return;
                 }
             }
@@ -434,7 +434,7 @@ async fn write_frames(
     }
     // Frames posted before the close was requested still go out first.
     while let Ok(frame) = queue.try_recv() {
-        if sink.send(frame.into_message()).await.is_err() {
+        if sink.send((*frame).into_message()).await.is_err() {
             return;
         }
     }
@@ -450,8 +450,8 @@ async fn write_frames(
 }
 
 impl Outgoing {
-    fn into_message(self: Box<Self>) -> Message {
-        match *self {
+    fn into_message(self) -> Message {
+        match self {
             Outgoing::Text(text) => Message::Text(text.into()),
             Outgoing::Binary(bytes) => Message::Binary(bytes),
         }
