@@ -255,10 +255,10 @@ export const synced = (client, timeoutMs = 10000) =>
   waitFor(() => client.provider.wsconnected && client.provider.synced, timeoutMs,
     `client of room ${client.provider.roomname} connected and synced`)
 
-/** Makes a client and waits until it is synced. */
-export const syncedClient = async (server, room, opts) => {
+/** Makes a client and waits until it is synced (`timeoutMs` as in `synced`). */
+export const syncedClient = async (server, room, opts, timeoutMs) => {
   const c = makeClient(server, room, opts)
-  await synced(c)
+  await synced(c, timeoutMs)
   return c
 }
 
