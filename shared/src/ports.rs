@@ -182,6 +182,23 @@ pub struct Appended {
     pub entries: usize,
     /// Bytes of updates in the log after the append.
     pub bytes: usize,
+    /// The room's roster version, read in the same atomic step as the append, after it; `None`
+    /// when the store does not keep one or has none for the room. See [`RosterVersion`].
+    pub roster: Option<RosterVersion>,
+}
+
+/// A value that changes every time a room's members change ([`DocStore::mark_roster_changed`]):
+/// the handler keeps the member list it last read with the version it read before it, and reads
+/// the members again only when an append reports another version (ARCHITECTURE.md invariant 21).
+/// Random rather than a counter, so a store that lost its data and starts again cannot repeat a
+/// version some process still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RosterVersion(pub u64);
+
+impl RosterVersion {
+    pub fn random() -> Self {
+        RosterVersion(rand::random())
+    }
 }
 
 /// The latest awareness update one connection sent to a room, and the Yjs client ids (with their
@@ -269,6 +286,11 @@ pub trait DocStore: Send + Sync {
     /// spread over many Lambda instances is still one count) and a window's count is forgotten
     /// soon after the window ends.
     async fn count_message(&self, connection_id: &str, window: u64) -> StoreResult<u64>;
+    /// Gives the room a new roster version. Called after a member joins (its record already
+    /// written) and after members leave, so that an append that reports the old version happened
+    /// before the join finished (ARCHITECTURE.md invariant 21). A store that reports no roster
+    /// versions from `append` does nothing here.
+    async fn mark_roster_changed(&self, room: &str) -> StoreResult<()>;
 }
 
 /// Bounds on messages that arrive in pieces (`YLAMBDA_MAX_ASSEMBLED_BYTES` and friends).

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use super::memory_pieces::MemoryPieces;
 use crate::ports::{
     Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
-    StoreError, StoreResult,
+    RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -32,6 +32,7 @@ struct Room {
     lock: Option<(String, Instant)>,
     epoch: bool,
     relay: Option<broadcast::Sender<Vec<u8>>>,
+    roster: Option<RosterVersion>,
 }
 
 fn position(seq: u64) -> LogPosition {
@@ -98,6 +99,7 @@ impl DocStore for MemoryDocStore {
                 position: position(seq),
                 entries: r.log.len(),
                 bytes: r.log.iter().map(|(_, u)| u.len()).sum(),
+                roster: r.roster,
             })
         })
     }
@@ -204,6 +206,13 @@ impl DocStore for MemoryDocStore {
         }
         entry.1 += 1;
         Ok(entry.1)
+    }
+
+    async fn mark_roster_changed(&self, room: &str) -> StoreResult<()> {
+        self.with_room(room, |r| {
+            r.roster = Some(RosterVersion::random());
+            Ok(())
+        })
     }
 }
 

@@ -379,9 +379,44 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     assert!(!store.ensure_epoch(&fresh).await.unwrap());
     assert!(store.ensure_epoch(&fresh).await.unwrap());
 
+    roster_versions(store).await;
     concurrent_appends(store).await;
     trims_racing_appends(store).await;
     racing_compactions_take_one_lock(store).await;
+}
+
+/// Invariant 21: a store either reports no roster versions at all, or reports, on every append,
+/// the version the room's latest `mark_roster_changed` set: the same until the next mark, a
+/// different one after it, and per room.
+async fn roster_versions(store: &dyn DocStore) {
+    let room = unique("room-roster");
+    let other = unique("room-roster");
+    let before = store.append(&room, b"a", b"a").await.unwrap().roster;
+    store.mark_roster_changed(&room).await.unwrap();
+    let first = store.append(&room, b"b", b"b").await.unwrap().roster;
+    let Some(first) = first else {
+        // A store without versions: the members are read on every append, which is always right.
+        assert_eq!(before, None, "a store without versions reports none, ever");
+        store.mark_roster_changed(&room).await.unwrap();
+        assert_eq!(store.append(&room, b"c", b"c").await.unwrap().roster, None);
+        return;
+    };
+    assert_eq!(before, None, "no version before the room's first mark");
+    let again = store.append(&room, b"c", b"c").await.unwrap().roster;
+    assert_eq!(again, Some(first), "unchanged until the next mark");
+    store.mark_roster_changed(&other).await.unwrap();
+    let after_other = store.append(&room, b"d", b"d").await.unwrap().roster;
+    assert_eq!(
+        after_other,
+        Some(first),
+        "another room's mark changes nothing here"
+    );
+    store.mark_roster_changed(&room).await.unwrap();
+    let second = store.append(&room, b"e", b"e").await.unwrap().roster;
+    assert!(
+        second.is_some() && second != Some(first),
+        "a mark gives a new version: {first:?} then {second:?}"
+    );
 }
 
 /// Writers appending to one room at once (Lambda instances): every update is kept, once, each at

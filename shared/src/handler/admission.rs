@@ -97,6 +97,16 @@ impl Handler {
             rooms: Vec::new(),
         });
         self.ports.connections.join(membership).await?;
+        // After the record is written, never before (invariant 21). Without the new version,
+        // processes that remember the room's old member list would not relay to this
+        // connection: refuse it rather than let it miss updates.
+        if let Err(e) = self.ports.docs.mark_roster_changed(room).await {
+            let scope = Scope::Room(room.to_string());
+            if let Err(undo) = self.ports.connections.leave(&scope, connection_id).await {
+                tracing::warn!(connection_id, room, error = %undo, "cannot remove a refused connection's record");
+            }
+            return Err(e.into());
+        }
         Ok(accepted)
     }
 

@@ -36,6 +36,12 @@ impl Handler {
                 .await?;
             for membership in removed {
                 if let Scope::Room(room) = &membership.scope {
+                    // Not needed for correctness (a post to a connection that left answers
+                    // 410), but it spares every relay of the room that post (invariant 21).
+                    self.rosters.forget(room);
+                    if let Err(e) = self.ports.docs.mark_roster_changed(room).await {
+                        tracing::warn!(room, error = %e, "cannot mark the room's members changed");
+                    }
                     let gone = self.leave_room(room, &connection_id, &handled).await?;
                     pending.extend(gone);
                 }

@@ -4,7 +4,7 @@ use yrs::updates::encoder::Encode;
 use super::retry::retry_store;
 use super::{Handler, HandlerError, HandlerResult};
 use crate::doc::{self, split::split_update_v1, Validated};
-use crate::ports::{AwarenessEntry, Membership, Scope};
+use crate::ports::{AwarenessEntry, Membership, RosterVersion, Scope};
 use crate::protocol::transport::{self, max_binary_for_text};
 use crate::protocol::ywebsocket::{self, Incoming};
 
@@ -209,10 +209,9 @@ impl Handler {
         }
         let relay = ywebsocket::encode_update(&update);
         let appended = self.ports.docs.append(room, &update, &relay).await?;
-        // The update is durable now; failing here would leave it unrelayed until each peer
-        // reconnects, so a transient failure reading the room is retried.
-        let connections = &self.ports.connections;
-        let members = retry_store("room members", || connections.members(&member.scope)).await?;
+        let members = self
+            .members_for_relay(&member.scope, room, appended.roster)
+            .await?;
         let frame = transport::encode_frame(&relay);
         if frame.len() <= self.config.max_message_bytes {
             self.broadcast_update(&members, &frame, Some(&member.connection_id))
@@ -234,6 +233,27 @@ impl Handler {
             }
         }
         Ok(())
+    }
+
+    /// The room's members to relay an update to: the list this process read under the roster
+    /// version the append reported, else a fresh read, kept under that version (invariant 21).
+    async fn members_for_relay(
+        &self,
+        scope: &Scope,
+        room: &str,
+        roster: Option<RosterVersion>,
+    ) -> HandlerResult<Vec<Membership>> {
+        if let Some(members) = roster.and_then(|version| self.rosters.get(room, version)) {
+            return Ok(members);
+        }
+        // The update is durable now; failing here would leave it unrelayed until each peer
+        // reconnects, so a transient failure reading the room is retried.
+        let connections = &self.ports.connections;
+        let members = retry_store("room members", || connections.members(scope)).await?;
+        if let Some(version) = roster {
+            self.rosters.remember(room, version, &members);
+        }
+        Ok(members)
     }
 
     /// Awareness: keep what is new, store it under the connection that owns those clients, and

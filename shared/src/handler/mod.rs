@@ -8,6 +8,7 @@ mod doc_sync;
 mod pieces;
 mod retry;
 mod room_cache;
+mod roster_cache;
 mod signaling;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Handler {
     ports: Ports,
     config: Config,
     rooms: room_cache::RoomCache,
+    /// Each room's members under its roster version (invariant 21).
+    rosters: roster_cache::RosterCache,
     /// Read-only connections told (once) that their updates are dropped.
     told_readonly: admission::ToldOnce,
     /// Checks tokens when `YLAMBDA_AUTH_SECRET` or `YLAMBDA_AUTH_JWKS_URL` is set.
@@ -73,6 +76,7 @@ impl Handler {
             verifier: Verifier::from_config(&config),
             config,
             rooms: room_cache::RoomCache::default(),
+            rosters: roster_cache::RosterCache::default(),
             told_readonly: admission::ToldOnce::default(),
         }
     }

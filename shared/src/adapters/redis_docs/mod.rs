@@ -13,6 +13,7 @@
 //! | `yl:{R}:awareness` | hash | connection id -> encoded [`AwarenessEntry`] (see `awareness_codec`) |
 //! | `yl:{R}:compact` | string | compaction lock token (SET NX PX) |
 //! | `yl:{R}:epoch` | string | `1` while the room's live data exists (ARCHITECTURE.md invariant 6) |
+//! | `yl:{R}:roster` | string | the room's roster version, a random u64 (ARCHITECTURE.md invariant 21) |
 //! | `yl:{R}` | channel | every relayed message (PUBLISH) |
 //! | `ylp:{C}:m:{id}`, `ylp:{C}:open` | hash, zset | pieces of connection `C`'s messages (see `pieces`) |
 //! | `ylr:{C}:{W}` | string | messages connection `C` sent in rate window `W` (INCR, EXPIRE) |
@@ -30,6 +31,9 @@
 //!   connection after 2 h, so by then every connection that wrote an entry is gone; this cleans up
 //!   after `$disconnect`s that never ran.
 //! - The lock expires by its own PX.
+//! - The roster version expires [`AWARENESS_TTL_MS`] after it was set: every connection of the
+//!   room has joined or left since (API Gateway's 2 h), and a missing version only means the
+//!   members are read again.
 use std::fmt;
 use std::time::Duration;
 
@@ -51,7 +55,7 @@ use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::unix_now_ms;
 use crate::ports::{
     Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
-    StoreError, StoreResult,
+    RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -236,33 +240,46 @@ impl DocStore for RedisDocStore {
     #[tracing::instrument(level = "debug", skip_all, fields(room = %room, len = update.len()))]
     async fn append(&self, room: &str, update: &[u8], relay: &[u8]) -> StoreResult<Appended> {
         let keys = RoomKeys::new(room);
-        let (id, bytes, entries, _receivers): (String, i64, i64, i64) = redis::pipe()
-            .atomic()
-            .cmd("XADD")
-            .arg(&keys.log)
-            .arg("*")
-            .arg(LOG_FIELD)
-            .arg(update)
-            .cmd("INCRBY")
-            .arg(&keys.bytes)
-            .arg(update.len())
-            .cmd("XLEN")
-            .arg(&keys.log)
-            .cmd("PUBLISH")
-            .arg(&keys.channel)
-            .arg(relay)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error("append", room, e))?;
+        let (id, bytes, entries, _receivers, roster): (String, i64, i64, i64, Option<String>) =
+            redis::pipe()
+                .atomic()
+                .cmd("XADD")
+                .arg(&keys.log)
+                .arg("*")
+                .arg(LOG_FIELD)
+                .arg(update)
+                .cmd("INCRBY")
+                .arg(&keys.bytes)
+                .arg(update.len())
+                .cmd("XLEN")
+                .arg(&keys.log)
+                .cmd("PUBLISH")
+                .arg(&keys.channel)
+                .arg(relay)
+                .cmd("GET")
+                .arg(&keys.roster)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.error("append", room, e))?;
         let entries = usize::try_from(entries)
             .map_err(|_| self.corrupt(room, format!("negative log length {entries}")))?;
         let bytes = usize::try_from(bytes)
             .map_err(|_| self.corrupt(room, format!("negative log byte count {bytes}")))?;
         tracing::debug!(position = %id, entries, bytes, "appended");
+        // The update is in the log already, so an unreadable version must not fail the append:
+        // it only costs a read of the members.
+        let roster = roster.and_then(|v| match v.parse() {
+            Ok(v) => Some(RosterVersion(v)),
+            Err(_) => {
+                tracing::warn!(room, version = %v, "unreadable roster version: ignored");
+                None
+            }
+        });
         Ok(Appended {
             position: LogPosition(id),
             entries,
             bytes,
+            roster,
         })
     }
 
@@ -526,5 +543,18 @@ impl DocStore for RedisDocStore {
                 ))
             })?;
         Ok(count)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(room = %room))]
+    async fn mark_roster_changed(&self, room: &str) -> StoreResult<()> {
+        let keys = RoomKeys::new(room);
+        redis::cmd("SET")
+            .arg(&keys.roster)
+            .arg(RosterVersion::random().0)
+            .arg("PX")
+            .arg(AWARENESS_TTL_MS)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| self.error("mark_roster_changed", room, e))
     }
 }

@@ -30,6 +30,7 @@ pub(super) struct RoomKeys {
     pub(super) awareness: String,
     pub(super) compact: String,
     pub(super) epoch: String,
+    pub(super) roster: String,
     pub(super) channel: String,
 }
 
@@ -42,6 +43,7 @@ impl RoomKeys {
             awareness: format!("{channel}:awareness"),
             compact: format!("{channel}:compact"),
             epoch: format!("{channel}:epoch"),
+            roster: format!("{channel}:roster"),
             channel,
         }
     }

@@ -78,6 +78,71 @@ async fn a_connections_room_is_looked_up_once_then_remembered_until_it_leaves() 
     assert!(*h.connections.index_reads.lock().unwrap() > reads_after_disconnect);
 }
 
+/// Invariant 21: while the room's roster version is unchanged, relaying an update reuses the
+/// member list this process read under it; a join or a departure makes the next relay read again.
+#[tokio::test]
+async fn room_members_are_read_again_only_after_they_change() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    let alice = Client::new(1);
+    let reads = || *h.connections.member_reads.lock().unwrap();
+    let edit = |at: u32, s: &str| ywebsocket::encode_update(&alice.insert(at, s));
+
+    h.send("a", &edit(0, "1")).await.unwrap();
+    let after_first = reads();
+    h.send("a", &edit(1, "2")).await.unwrap();
+    h.send("a", &edit(2, "3")).await.unwrap();
+    assert_eq!(
+        reads(),
+        after_first,
+        "an unchanged roster is not read again"
+    );
+    assert_eq!(h.take("b").len(), 3, "b got every update");
+
+    // A join: the next update is read against the new roster and reaches the newcomer.
+    h.join("c", "r").await;
+    let before_join_relay = reads();
+    h.send("a", &edit(3, "4")).await.unwrap();
+    assert_eq!(
+        reads(),
+        before_join_relay + 1,
+        "the roster changed: read again"
+    );
+    assert_eq!(h.take("c").len(), 1, "the newcomer got the update");
+    assert_eq!(h.take("b").len(), 1);
+
+    // A departure: the leaver is not posted to, and nothing is posted to a gone connection.
+    h.handler.on_disconnect("b").await.unwrap();
+    h.take("c"); // b's departure announced, if it had awareness (it had none)
+    h.send("a", &edit(4, "5")).await.unwrap();
+    assert_eq!(h.take("c").len(), 1);
+    assert!(
+        h.take("b").is_empty(),
+        "nothing posted to the connection that left"
+    );
+}
+
+/// Without a roster version from the doc store (the DynamoDB profile), every relay reads the
+/// members: a store that cannot say whether they changed is never trusted to be unchanged.
+#[tokio::test]
+async fn without_roster_versions_every_relay_reads_the_members() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("b", "r").await;
+    // The embedded store keeps versions; a flush (as a Redis failover would) loses the room's.
+    h.docs.flush().unwrap();
+    let alice = Client::new(1);
+    let before = *h.connections.member_reads.lock().unwrap();
+    for i in 0..3 {
+        h.send("a", &ywebsocket::encode_update(&alice.insert(i, "x")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(*h.connections.member_reads.lock().unwrap(), before + 3);
+    assert_eq!(h.take("b").len(), 3);
+}
+
 #[tokio::test]
 async fn gone_connections_are_cleaned_up_during_broadcast() {
     let h = harness();

@@ -74,6 +74,8 @@ impl Fanout for RecordingFanout {
 struct FlakyConnections {
     inner: MemoryConnectionStore,
     failing_member_reads: Mutex<usize>,
+    /// `members` calls, failed ones included.
+    member_reads: Mutex<usize>,
     index_reads: Mutex<usize>,
 }
 
@@ -86,6 +88,7 @@ impl ConnectionStore for FlakyConnections {
         self.inner.leave(scope, id).await
     }
     async fn members(&self, scope: &Scope) -> crate::ports::StoreResult<Vec<Membership>> {
+        *self.member_reads.lock().unwrap() += 1;
         {
             let mut failing = self.failing_member_reads.lock().unwrap();
             if *failing > 0 {

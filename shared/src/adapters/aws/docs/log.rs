@@ -178,6 +178,9 @@ pub(super) async fn append(
         entries: usize::try_from(last.seq.saturating_sub(floor_seq)).unwrap_or(usize::MAX),
         bytes: usize::try_from(last.cumulative_bytes.saturating_sub(floor_bytes))
             .unwrap_or(usize::MAX),
+        // Reading the roster here would be a second request on every update, which is what
+        // the roster version saves: this profile reads the members on every update instead.
+        roster: None,
     })
 }
 

@@ -356,4 +356,9 @@ impl DocStore for DynamoDocStore {
                 StoreError::Corrupt(format!("rate counter of {connection_id:?}: no count"))
             })
     }
+
+    /// Nothing to do: `append` reports no roster version here (see `log::append`).
+    async fn mark_roster_changed(&self, _room: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
