@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use futures::stream::{SplitSink, StreamExt};
-use futures::SinkExt;
+use futures::{Sink, SinkExt};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -425,7 +425,7 @@ async fn write_frames(
             biased;
             frame = queue.recv() => {
                 let Some(frame) = frame else { return };
-                if sink.send((*frame).into_message()).await.is_err() {
+                if write_queued(&mut sink, *frame, &mut queue).await.is_err() {
                     return;
                 }
             }
@@ -447,6 +447,27 @@ async fn write_frames(
         // The peer may already be gone; nothing more to do then.
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
+}
+
+/// Frames written in one go before the socket is flushed.
+const WRITE_BATCH: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames), then
+/// flushes once: under load a busy room's frames leave in one write instead of one system call
+/// each, and a lone frame still goes out at once (the flush does not wait for more).
+async fn write_queued<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    first: Outgoing,
+    queue: &mut OutgoingQueue,
+) -> Result<(), S::Error> {
+    sink.feed(first.into_message()).await?;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(frame) => sink.feed((*frame).into_message()).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 impl Outgoing {
@@ -486,6 +507,51 @@ async fn finish(shared: Arc<Shared>, connection: Arc<Connection>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(frame: &Message) -> String {
+        match frame {
+            Message::Text(t) => t.as_str().to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    /// What is already queued goes out with the frame that woke the writer, in order, at most
+    /// WRITE_BATCH frames per flush; a lone frame is written alone.
+    #[tokio::test]
+    async fn queued_frames_are_written_in_order_in_bounded_batches() {
+        let (tx, mut queue) =
+            tokio::sync::mpsc::channel(crate::gateway::connections::OUTGOING_QUEUE);
+        let mut sink: Vec<Message> = Vec::new();
+        write_queued(&mut sink, Outgoing::Text("alone".into()), &mut queue)
+            .await
+            .unwrap();
+        assert_eq!(sink.iter().map(text).collect::<Vec<_>>(), ["alone"]);
+
+        let total = WRITE_BATCH + 10;
+        for i in 1..total {
+            tx.try_send(Box::new(Outgoing::Text(i.to_string())))
+                .unwrap();
+        }
+        sink.clear();
+        write_queued(&mut sink, Outgoing::Text("0".into()), &mut queue)
+            .await
+            .unwrap();
+        let first: Vec<String> = sink.iter().map(text).collect();
+        assert_eq!(
+            first,
+            (0..WRITE_BATCH).map(|i| i.to_string()).collect::<Vec<_>>()
+        );
+        sink.clear();
+        let next = queue.recv().await.unwrap();
+        write_queued(&mut sink, *next, &mut queue).await.unwrap();
+        let rest: Vec<String> = sink.iter().map(text).collect();
+        assert_eq!(
+            rest,
+            (WRITE_BATCH..total)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn stages() {
