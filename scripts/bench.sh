@@ -8,11 +8,10 @@
 # place, and stopped by PID afterwards):
 #   embedded    ylambda dev, embedded backend (API Gateway base64 text frames)
 #   aws         ylambda dev on redis-server + moto (the redis-url profile; both started here).
-#               Not in the default set: a 2026-12-04 run delivered ~13 updates/s in a room of
-#               50 (~650 posts/s) at every offered rate, and the idle shape's 2,000 connects
-#               failed. Each update costs a DynamoDB Query on single-threaded moto (~100
-#               requests/s) and a management-API post per peer; which of the local stand-ins
-#               bounds it was not traced, but neither is what AWS would serve.
+#               A steady update is one Redis round trip (the room's members are remembered
+#               while its roster version is unchanged, ARCHITECTURE.md invariant 21); each
+#               $connect and $disconnect still goes to single-threaded moto (~85 requests/s
+#               here), which bounds how fast the idle shape's 2,000 clients connect.
 #   reference   @y/websocket-server 0.1.1, in memory (binary y-websocket)
 #   hocuspocus  @hocuspocus/server 4.7, no extensions (Hocuspocus' protocol)
 # Shapes:
@@ -23,6 +22,7 @@
 # connection) raised: they model an AWS account's limits, not the server's speed.
 #
 # Output: DIR/results.jsonl (one `ylambda bench` report per line, with "target" and "shape"),
+# DIR/logs/ (the server's log of each measurement that had errors),
 # then `ylambda bench-report` writes benches/BENCHMARKS.md and its SVG charts (--smoke: into DIR/report).
 # Default DIR: target/bench. Exits 1 if a measurement lost an edit or did not converge at a
 # rate the server kept up with (every report is checked in --smoke).
@@ -56,7 +56,7 @@ if $smoke; then
     idle_clients=100
     profile=debug
 else
-    : "${servers:=embedded reference hocuspocus}"
+    : "${servers:=embedded aws reference hocuspocus}"
     rates="100 500 1000 2000 5000 10000"
     duration=10
     rooms_rate=10000
@@ -183,6 +183,13 @@ measure() {
     fi
     stop_server
     say "$server $shape: $(tail -1 "$work/bench.err")"
+    # A measurement with errors keeps its server's log, the only place the server's side of an
+    # error shows (the work directory goes when the script ends).
+    if ! grep -q ' 0 errors' <(tail -1 "$work/bench.err"); then
+        mkdir -p "$out/logs"
+        cp "$work/$server.log" "$out/logs/$server-$shape-$(date +%s).log"
+        say "kept the server's log in $out/logs/"
+    fi
     python3 - "$server" "$shape" "$report" "$results" "$smoke" <<'EOF' || failed=1
 import json, sys
 server, shape, report, results, smoke = sys.argv[1:]

@@ -195,7 +195,14 @@ fn render(results: &[Measurement], machine: &str) -> Result<String, ReportError>
     if !servers.iter().any(|s| s == ours) {
         return Err(ReportError::NoYlambda);
     }
-    let peers: Vec<&String> = servers.iter().filter(|s| *s != ours).collect();
+    // ylambda dev on the aws backend is shown beside the embedded one, not as a peer to divide
+    // by: its figures are ylambda's on the local stand-ins (redis-server, moto).
+    let also_ours = "aws";
+    let show_aws = servers.iter().any(|s| s == also_ours);
+    let peers: Vec<&String> = servers
+        .iter()
+        .filter(|s| *s != ours && *s != also_ours)
+        .collect();
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
@@ -221,15 +228,23 @@ fn render(results: &[Measurement], machine: &str) -> Result<String, ReportError>
          where higher is better (throughput).\n"
     );
     let mine = headline_figures(results, ours);
-    let _ = write!(md, "| figure | ylambda |");
+    let aws = show_aws.then(|| headline_figures(results, also_ours));
+    let _ = write!(md, "| figure | {} |", label(ours));
+    if show_aws {
+        let _ = write!(md, " {} |", label(also_ours));
+    }
     for peer in &peers {
         let _ = write!(md, " {} | ratio |", label(peer));
     }
     let _ = writeln!(md);
-    let _ = writeln!(md, "|{}", " --- |".repeat(2 + 2 * peers.len()));
+    let columns = 2 + usize::from(show_aws) + 2 * peers.len();
+    let _ = writeln!(md, "|{}", " --- |".repeat(columns));
     let theirs: Vec<_> = peers.iter().map(|p| headline_figures(results, p)).collect();
     for (i, (name, value, _lower)) in mine.iter().enumerate() {
         let _ = write!(md, "| {name} | {} |", number(*value));
+        if let Some(aws) = &aws {
+            let _ = write!(md, " {} |", number(aws[i].1));
+        }
         for peer in &theirs {
             let other = peer[i].1;
             let ratio = match (value, other) {
@@ -356,29 +371,40 @@ mod tests {
             measurement("embedded", "sweep", report(100.0, 2.0, 490, 0)),
             measurement("embedded", "sweep", report(1000.0, 4.0, 490, 0)),
             measurement("embedded", "idle", report(0.0, 0.0, 0, 4_000)),
+            measurement("aws", "sweep", report(100.0, 3.0, 490, 0)),
             measurement("reference", "sweep", report(100.0, 8.0, 490, 0)),
             // Lost edits: not kept up with, so the reference's highest rate is 100.
             measurement("reference", "sweep", report(1000.0, 9.0, 400, 0)),
             measurement("reference", "idle", report(0.0, 0.0, 0, 16_000)),
         ];
         let md = render(&results, "test machine").unwrap();
+        // The aws backend is a column of its own (ylambda's, not divided by), then each peer.
         assert!(
-            md.contains("| latency p99, 1 x 50 at 100/s (ms) | 2.00 | 8.00 | 0.25x |"),
+            md.contains(
+                "| figure | ylambda dev (embedded) | ylambda dev (redis + moto) | \
+                         @y/websocket-server 0.1.1 | ratio |"
+            ),
             "{md}"
         );
         assert!(
-            md.contains("| highest rate kept up with, 1 x 50 (edits/s) | 1000 | 100 | 10.00x |"),
+            md.contains("| latency p99, 1 x 50 at 100/s (ms) | 2.00 | 3.00 | 8.00 | 0.25x |"),
             "{md}"
         );
         assert!(
-            md.contains("| memory per idle connection (KB) | 4.00 | 16.0 | 0.25x |"),
+            md.contains(
+                "| highest rate kept up with, 1 x 50 (edits/s) | 1000 | 100 | 100 | 10.00x |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| memory per idle connection (KB) | 4.00 | - | 16.0 | 0.25x |"),
             "{md}"
         );
         assert!(
             md.contains("| @y/websocket-server 0.1.1 | 1000 | 49 |"),
             "{md}"
         );
-        assert!(render(&results[3..], "m").is_err(), "no ylambda figures");
+        assert!(render(&results[4..], "m").is_err(), "no ylambda figures");
     }
 
     #[test]
