@@ -3,10 +3,22 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{Handler, HandlerResult};
+use crate::adapters::unix_now_ms;
 use crate::ports::{Fanout, FanoutError, Membership};
 
 /// Pauses before re-posting an update to the connections whose post failed (not 410).
 const POST_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
+
+/// How long after its membership was written a connection may still be in its `$connect`:
+/// API Gateway's integration timeout (29 s), rounded up. API Gateway answers 410 to a post to a
+/// connection whose `$connect` has not returned yet, though the membership is already in the
+/// store, so a 410 within this window does not mean the connection is gone (invariant 9).
+const CONNECT_WINDOW_MS: u64 = 30_000;
+
+/// Whether a 410 for this member may only mean its `$connect` is still running.
+fn may_still_be_connecting(member: &Membership) -> bool {
+    unix_now_ms().saturating_sub(member.joined_at_ms) < CONNECT_WINDOW_MS
+}
 
 /// Posts to one target and says which (by index: the results outlive the borrow of `frame`).
 async fn post_one(
@@ -149,6 +161,15 @@ impl Handler {
             let member = targets[index];
             match result {
                 Ok(()) => outcome.delivered += 1,
+                // Not yet connected, not gone: its sync, which comes after its `$connect`,
+                // reads what this post carried from the log. Removing its records here would
+                // leave it in no room (its next message closed as from a stranger).
+                Err(FanoutError::Gone(_)) if may_still_be_connecting(member) => {
+                    tracing::debug!(
+                        connection_id = %member.connection_id,
+                        "410 from a connection that joined a moment ago: still connecting, kept"
+                    );
+                }
                 Err(FanoutError::Gone(_)) => outcome.gone.push(member.connection_id.clone()),
                 Err(e) => outcome.failed.push((member, e)),
             }

@@ -143,11 +143,51 @@ async fn without_roster_versions_every_relay_reads_the_members() {
     assert_eq!(h.take("b").len(), 3);
 }
 
+/// A member that joined a minute ago: past the window in which a 410 may only mean that its
+/// `$connect` is still running.
+async fn join_a_minute_ago(h: &Harness, id: &str, room: &str) {
+    h.join(id, room).await;
+    let mut m = h
+        .members(room)
+        .await
+        .into_iter()
+        .find(|m| m.connection_id == id)
+        .unwrap();
+    m.joined_at_ms -= 60_000;
+    h.connections.join(m).await.unwrap();
+}
+
+/// Invariant 9: API Gateway answers 410 to a post to a connection whose `$connect` has not
+/// returned yet, while its membership is already stored. That 410 must not remove it: it
+/// would be left in no room, and its first message closed as from a stranger.
+#[tokio::test]
+async fn a_410_from_a_connection_still_in_its_connect_does_not_remove_it() {
+    let h = harness();
+    h.join("a", "r").await;
+    h.join("joining", "r").await; // its $connect wrote the membership and has not returned
+    h.fanout.gone.lock().unwrap().insert("joining".into());
+    let alice = Client::new(1);
+    h.send("a", &ywebsocket::encode_update(&alice.insert(0, "x")))
+        .await
+        .unwrap();
+    assert_eq!(h.member_ids("r").await, vec!["a", "joining"]);
+    // Its $connect returns; its sync finds the update it missed, and later ones reach it.
+    h.fanout.gone.lock().unwrap().clear();
+    let joiner = Client::new(2);
+    h.send("joining", &joiner.sync_step1()).await.unwrap();
+    joiner.receive(&h.take("joining"));
+    h.send("a", &ywebsocket::encode_update(&alice.insert(1, "y")))
+        .await
+        .unwrap();
+    joiner.receive(&h.take("joining"));
+    assert_eq!(joiner.text(), "xy");
+}
+
 #[tokio::test]
 async fn gone_connections_are_cleaned_up_during_broadcast() {
     let h = harness();
     h.join("a", "r").await;
-    h.join("ghost", "r").await;
+    join_a_minute_ago(&h, "ghost", "r").await;
     h.fanout.gone.lock().unwrap().insert("ghost".into());
     h.send(
         "a",
@@ -161,8 +201,11 @@ async fn gone_connections_are_cleaned_up_during_broadcast() {
 #[tokio::test]
 async fn a_gone_connections_awareness_is_removed_for_the_room_and_more_gone_ones_are_found() {
     let h = harness();
-    for id in ["a", "b", "ghost1", "ghost2"] {
+    for id in ["a", "b"] {
         h.join(id, "r").await;
+    }
+    for id in ["ghost1", "ghost2"] {
+        join_a_minute_ago(&h, id, "r").await;
     }
     h.send("ghost1", &awareness_message(71, 1, r#"{"u":1}"#))
         .await
