@@ -164,6 +164,30 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A var-uint count of entries that each take at least `min_entry_bytes`, refused when the
+    /// bytes left could not hold that many. yrs sizes its collections by such counts before it
+    /// reads an entry: 4 bytes claiming 2^28 entries made it allocate ~500 MB.
+    pub fn read_count(
+        &mut self,
+        min_entry_bytes: usize,
+        what: &'static str,
+    ) -> Result<usize, CodecError> {
+        let count = self.read_var_u64(what)?;
+        let most = self.remaining() / min_entry_bytes.max(1);
+        usize::try_from(count)
+            .ok()
+            .filter(|&count| count <= most)
+            .ok_or_else(|| {
+                self.truncated(
+                    what,
+                    format!(
+                        "{count} entries cannot fit in the {} bytes left",
+                        self.remaining()
+                    ),
+                )
+            })
+    }
+
     /// A var-uint length followed by that many bytes.
     pub fn read_var_buf(&mut self, what: &'static str) -> Result<&'a [u8], CodecError> {
         let len = self.read_var_u64(what)?;
@@ -220,6 +244,22 @@ mod tests {
             }
         }
         assert_eq!(var(u64::MAX).len(), MAX_VAR_INT_BYTES);
+    }
+
+    #[test]
+    fn a_count_is_refused_when_the_bytes_left_cannot_hold_it() {
+        // Two entries of at least 2 bytes in 4 bytes: fine; three: refused before any is read.
+        let mut bytes = var(2);
+        bytes.extend([1, 1, 2, 2]);
+        assert_eq!(Reader::new(&bytes).read_count(2, "entries"), Ok(2));
+        bytes[0] = 3;
+        assert!(matches!(
+            Reader::new(&bytes).read_count(2, "entries"),
+            Err(CodecError::Truncated { .. })
+        ));
+        // What yrs reserved ~500 MB for: 2^28-odd entries claimed by a 4-byte var-int.
+        let bomb = [0x9f, 0x98, 0x80, 0x7a];
+        assert!(Reader::new(&bomb).read_count(1, "entries").is_err());
     }
 
     #[test]

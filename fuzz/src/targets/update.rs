@@ -4,8 +4,8 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, Snapshot, StateVector, Transact, Update};
 
 /// `[max piece size knob] [update v1 bytes]`: a Yjs update as a client sends it, through
-/// `validate_update`, `state_vector`, `diff`, `merge` and the splitter (`split_update_v1`, with a
-/// piece limit of 16 + knob bytes).
+/// `validate_update` and the splitter (`split_update_v1`, with a piece limit of 16 + knob
+/// bytes), then, once accepted, `state_vector`, `diff` and `merge`.
 ///
 /// The raw update only has to be refused or accepted without a panic. When yrs accepts it, the
 /// document it makes, encoded by yrs (what the server merges and cuts for a sync step 2), must
@@ -17,14 +17,18 @@ pub fn update(data: &[u8]) {
     };
     let max = 16 + usize::from(knob);
     let validated = validate_update(update);
-    let _ = state_vector(update);
-    let _ = diff(update, &[0]);
-    let _ = diff(update, &[1, 1, 0]);
-    let _ = merge(&[update, update]);
     let _ = split_update_v1(update, max);
     if validated.is_err() {
         return;
     }
+    // The server reads state vectors, diffs and merges only of stored updates, which passed
+    // `validate_update`; on raw bytes yrs' decoder reserves room for whatever count it reads
+    // first (14 bytes: ~500 MB and a quarter of a second), which `validate_update` now refuses
+    // before yrs sees them.
+    let _ = state_vector(update);
+    let _ = diff(update, &[0]);
+    let _ = diff(update, &[1, 1, 0]);
+    let _ = merge(&[update, update]);
     let Some(canonical) = encoded_state(&[update]) else {
         return;
     };

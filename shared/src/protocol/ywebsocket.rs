@@ -5,7 +5,9 @@
 //! the end of the frame and would silently drop it; we want to refuse such a frame as a whole, so
 //! that no part of a bad frame is ever applied.
 use yrs::sync::awareness::AwarenessUpdate;
-use yrs::sync::protocol::{MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC};
+use yrs::sync::protocol::{
+    MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, MSG_SYNC_STEP_1,
+};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -65,11 +67,15 @@ pub fn decode_messages(frame: &[u8]) -> Result<Vec<Incoming>, ProtocolError> {
         let tag = reader.read_var_u64("message type").map_err(framing)?;
         match tag {
             t if t == u64::from(MSG_SYNC) => {
-                reader.read_var_u64("sync message type").map_err(framing)?;
-                reader.read_var_buf("sync payload").map_err(framing)?;
+                let kind = reader.read_var_u64("sync message type").map_err(framing)?;
+                let payload = reader.read_var_buf("sync payload").map_err(framing)?;
+                if kind == u64::from(MSG_SYNC_STEP_1) {
+                    walk_state_vector(payload).map_err(framing)?;
+                }
             }
             t if t == u64::from(MSG_AWARENESS) => {
-                reader.read_var_buf("awareness update").map_err(framing)?;
+                let payload = reader.read_var_buf("awareness update").map_err(framing)?;
+                walk_awareness_update(payload).map_err(framing)?;
             }
             t if t == u64::from(MSG_AUTH) => {
                 let permission = reader.read_var_u64("auth permission").map_err(framing)?;
@@ -88,6 +94,35 @@ pub fn decode_messages(frame: &[u8]) -> Result<Vec<Incoming>, ProtocolError> {
         out.push(decode_one(index, reader.since(start))?);
     }
     Ok(out)
+}
+
+/// Reads a state vector (a count, then a client id and a clock per entry) before yrs does: yrs
+/// reserves room for the count it reads first, so a count its bytes cannot hold is refused here.
+/// Accepts whatever yrs accepts (it reads clocks as 32 bits, so a larger one passes this walk
+/// and is refused by yrs).
+fn walk_state_vector(payload: &[u8]) -> Result<(), CodecError> {
+    let mut reader = Reader::new(payload);
+    // Two var-ints of at least one byte each.
+    let entries = reader.read_count(2, "state vector entries")?;
+    for _ in 0..entries {
+        reader.read_var_u64("state vector client")?;
+        reader.read_var_u64("state vector clock")?;
+    }
+    Ok(())
+}
+
+/// Reads an awareness update (a count, then a client id, a clock and a JSON string per entry)
+/// before yrs does, for the same reason as [`walk_state_vector`].
+fn walk_awareness_update(payload: &[u8]) -> Result<(), CodecError> {
+    let mut reader = Reader::new(payload);
+    // Two var-ints and a length of at least one byte each.
+    let entries = reader.read_count(3, "awareness entries")?;
+    for _ in 0..entries {
+        reader.read_var_u64("awareness client")?;
+        reader.read_var_u64("awareness clock")?;
+        reader.read_var_buf("awareness state")?;
+    }
+    Ok(())
 }
 
 fn decode_one(index: usize, bytes: &[u8]) -> Result<Incoming, ProtocolError> {
@@ -284,6 +319,36 @@ mod tests {
         assert!(decode_messages(&[]).is_err());
         // A varint that never ends.
         assert!(decode_messages(&[0x80; 20]).is_err());
+    }
+
+    /// Found by afl: yrs reserves room for the entry count of a state vector or an awareness
+    /// update before reading any entry, so a sync step 1 of 7 bytes made it allocate ~500 MB
+    /// (a Lambda of 256 MB dies of it). The count is checked against the bytes first.
+    #[test]
+    fn a_count_its_bytes_cannot_hold_is_refused_before_yrs_reads_it() {
+        let bomb = [0x9f, 0x98, 0x80, 0x7a];
+        let sync_step1 = [&[MSG_SYNC, MSG_SYNC_STEP_1, 4][..], &bomb].concat();
+        let awareness = [&[MSG_AWARENESS, 4][..], &bomb].concat();
+        for frame in [sync_step1, awareness] {
+            // Refused by this module's walk (Truncated), not by yrs' decoder (Malformed).
+            assert_eq!(
+                decode_messages(&frame),
+                Err(ProtocolError::Truncated {
+                    index: 0,
+                    offset: 0
+                }),
+                "{frame:?}"
+            );
+        }
+        // Real messages of both kinds still decode (`encodes_what_yrs_decodes` has more).
+        let sv = doc_with("x", 3).transact().state_vector().encode_v1();
+        assert!(decode_messages(&encode_sync_step1(&sv)).is_ok());
+        let states = [AwarenessState {
+            client: 3,
+            clock: 1,
+            json: r#"{"user":"a"}"#.into(),
+        }];
+        assert!(decode_messages(&encode_awareness(&encode_awareness_update(&states))).is_ok());
     }
 
     #[test]
