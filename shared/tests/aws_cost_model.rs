@@ -46,6 +46,15 @@ impl Fanout for CountingFanout {
     }
 }
 
+/// Inserts `text` at `at` into `doc`'s text `t`: the y-websocket update frame a client sends.
+fn text_edit(doc: &yrs::Doc, at: u32, text: &str) -> String {
+    use yrs::Transact;
+    let t = doc.get_or_insert_text("t");
+    let mut txn = doc.transact_mut();
+    yrs::Text::insert(&t, &mut txn, at, text);
+    encode_frame(&ywebsocket::encode_update(&txn.encode_update_v1()))
+}
+
 /// A fixture event with this connection id, query string and body.
 fn event(
     fixture: &[u8],
@@ -304,13 +313,7 @@ async fn cost_model(profile: DocStoreKind) {
         )
         .await;
     // The steady state: members unchanged since this handler last read them (invariant 21).
-    let steady_update = {
-        use yrs::Transact;
-        let t = doc.get_or_insert_text("t");
-        let mut txn = doc.transact_mut();
-        yrs::Text::insert(&t, &mut txn, 0, "steady ");
-        encode_frame(&ywebsocket::encode_update(&txn.encode_update_v1()))
-    };
+    let steady_update = text_edit(&doc, 0, "steady ");
     meter
         .measure(
             "doc: update (2 in room)",
@@ -355,13 +358,7 @@ async fn cost_model(profile: DocStoreKind) {
         .await;
     // A Lambda instance that has not seen connection A yet looks its room up in the index first.
     let cold = Handler::new(handler.ports().clone(), Config::default());
-    let second_update = {
-        use yrs::Transact;
-        let t = doc.get_or_insert_text("t");
-        let mut txn = doc.transact_mut();
-        yrs::Text::insert(&t, &mut txn, 5, " again");
-        encode_frame(&ywebsocket::encode_update(&txn.encode_update_v1()))
-    };
+    let second_update = text_edit(&doc, 5, " again");
     meter
         .measure(
             "doc: update (2 in room), Lambda instance new to the connection",
