@@ -195,6 +195,39 @@ fn an_update_yrs_would_corrupt_itself_on_is_refused_as_sent() {
     }
 }
 
+/// Found by afl on the `ywebsocket` target (fourth long run): frames whose update writes a
+/// client in two sections (Yjs and yrs write each client once). yrs decodes them into structs
+/// with overlapping clocks; encoding the document they make then read freed memory (an
+/// allocation of 6 * 10^18 bytes: an abort no panic guard catches) or took over a minute.
+/// `check_references` now refuses a client written twice.
+#[test]
+fn an_update_writing_a_client_twice_is_refused() {
+    use ylambda_shared::protocol::ywebsocket::{decode_messages, Incoming};
+    for name in [
+        "ywebsocket-client-twice-abort",
+        "ywebsocket-client-twice-slow",
+    ] {
+        let frame = regression_input(name);
+        let messages = decode_messages(&frame).expect("a frame");
+        let refusals: Vec<String> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Incoming::SyncStep2(u) | Incoming::Update(u) => {
+                    ylambda_shared::doc::validate_update(u)
+                        .err()
+                        .map(|e| e.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            refusals.iter().any(|r| r.contains("more than one section")),
+            "{name}: {refusals:?}"
+        );
+        replay("ywebsocket", &frame);
+    }
+}
+
 /// Still open (issue 10): 2 inputs of the third long run. A map entry overwritten within the same
 /// update while the delete set says the older value is live: applied whole, yrs keeps the older
 /// value; applied as pieces, the later value deletes it. `cargo test -p ylambda-fuzz --
