@@ -37,13 +37,12 @@ impl RoomCache {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= ROOM_CACHE_CAPACITY && !entries.contains_key(&membership.connection_id)
-        {
-            if let Some(evicted) = entries.keys().next().cloned() {
-                entries.remove(&evicted);
-            }
-        }
-        entries.insert(membership.connection_id.clone(), membership.clone());
+        insert_within(
+            &mut entries,
+            ROOM_CACHE_CAPACITY,
+            &membership.connection_id,
+            membership.clone(),
+        );
     }
 
     pub(super) fn forget(&self, connection_id: &str) {
@@ -56,6 +55,17 @@ impl RoomCache {
     pub(super) fn len(&self) -> usize {
         self.entries.lock().map(|e| e.len()).unwrap_or(0)
     }
+}
+
+/// Inserts into a per-process cache of at most `capacity` entries: past it, an arbitrary other
+/// entry is dropped first (the caches here only save a read, so any entry may go).
+pub(super) fn insert_within<V>(map: &mut HashMap<String, V>, capacity: usize, key: &str, value: V) {
+    if map.len() >= capacity && !map.contains_key(key) {
+        if let Some(evicted) = map.keys().next().cloned() {
+            map.remove(&evicted);
+        }
+    }
+    map.insert(key.to_string(), value);
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::room_cache::insert_within;
 use crate::adapters::unix_now_secs;
 use crate::ports::{Membership, RosterVersion};
 
@@ -64,19 +65,12 @@ impl RosterCache {
         let Ok(mut rooms) = self.rooms.lock() else {
             return;
         };
-        if rooms.len() >= ROSTER_CACHE_ROOMS && !rooms.contains_key(room) {
-            if let Some(evicted) = rooms.keys().next().cloned() {
-                rooms.remove(&evicted);
-            }
-        }
-        rooms.insert(
-            room.to_string(),
-            Entry {
-                version,
-                members: members.to_vec(),
-                read_at: Instant::now(),
-            },
-        );
+        let entry = Entry {
+            version,
+            members: members.to_vec(),
+            read_at: Instant::now(),
+        };
+        insert_within(&mut rooms, ROSTER_CACHE_ROOMS, room, entry);
     }
 
     /// Drops what this process knows of a room's members (it saw them change itself).
