@@ -120,10 +120,15 @@ const assertOverWebRTC = async (a, b, srv) => {
     assert.ok(px.webrtcPeers.includes(py.peerId), `${x.name} has ${y.name} (${py.peerId}) among its WebRTC peers`)
     assert.equal(px.bcConns, 0, `${x.name} has no BroadcastChannel peers (own browser context)`)
     assert.deepEqual(px.signaling, [{ url: srv.url, connected: true }], `${x.name}'s only signaling server is ylambda dev, connected`)
-    const stats = (await x.call('webrtcStats')).find((c) => c.remotePeerId === py.peerId)
-    assert.ok(stats, `${x.name} has a peer connection to ${y.name}`)
-    const channel = stats.dataChannels.find((d) => d.messagesSent > 0 && d.messagesReceived > 0)
-    assert.ok(channel, `${x.name}: messages went both ways over a data channel to ${y.name}: ${JSON.stringify(stats.dataChannels)}`)
+    // Polled, not read once: Chromium serves getStats() from a cache refreshed every few tens of
+    // milliseconds, and CI once read a data channel that had carried the sync as "0 messages".
+    let stats
+    await waitFor(async () => {
+      stats = (await x.call('webrtcStats')).find((c) => c.remotePeerId === py.peerId)
+      return stats && stats.dataChannels.some((d) => d.messagesSent > 0 && d.messagesReceived > 0)
+    }, SYNC_MS, () => stats
+      ? `${x.name}: messages went both ways over a data channel to ${y.name}: ${JSON.stringify(stats.dataChannels)}`
+      : `${x.name} has a peer connection to ${y.name}`)
     assert.ok(stats.usedPairs.length > 0, `${x.name}: some ICE candidate pair carried bytes: ${JSON.stringify(stats)}`)
     for (const pair of stats.usedPairs) {
       // A peer-reflexive remote candidate (a connectivity check that arrived before its
