@@ -58,9 +58,12 @@
 //!
 //! `references` uses the same reading to check the IDs an update's items name, which
 //! `validate_update` needs: an update whose items name impossible structs splits into pieces that
-//! do not add up to it.
+//! do not add up to it. `non_type_parents` does what that check cannot do for one update alone:
+//! across a room's updates, it makes an item whose parent is not a type the GC struct Yjs makes
+//! of it.
 mod cut;
 mod delete_set;
+mod non_type_parents;
 mod parse;
 mod references;
 mod state_vector;
@@ -70,6 +73,7 @@ mod tests;
 
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
+pub use non_type_parents::{gc_items_under_non_types, WithoutOrphans};
 use parse::parse_update;
 pub use references::{check_references, CLOCK_LIMIT};
 pub use state_vector::state_vector_v1;

@@ -4,6 +4,7 @@
 mod documents;
 mod hand_made;
 mod malformed;
+mod non_type_parents;
 mod references;
 mod state_vector;
 

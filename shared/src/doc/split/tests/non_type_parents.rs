@@ -1,0 +1,88 @@
+//! `gc_items_under_non_types`: across a room's updates, an item whose parent is another update's
+//! String item merges as the GC struct Yjs makes of it; children of types, and of parents nobody
+//! has yet, are left as they are.
+use std::borrow::Cow;
+
+use yrs::block::{BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER};
+use yrs::types::TYPE_REFS_TEXT;
+
+use super::*;
+use crate::doc::split::{check_references, gc_items_under_non_types};
+use crate::doc::{merge, state_vector, validate_update};
+
+/// A String item "a" of client 4 whose parent is written as the ID (9, 0).
+fn child_of_client_9s_first_struct() -> Vec<u8> {
+    one_struct_update(4, &[BLOCK_ITEM_STRING_REF_NUMBER, 0, 9, 0, 1, b'a'])
+}
+
+#[test]
+fn an_item_under_a_string_item_of_another_update_becomes_gc() {
+    let string = one_struct_update(9, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']));
+    let child = child_of_client_9s_first_struct();
+    // Each passes alone: the child's parent is not in its update...
+    validate_update(&string).expect("the String item alone");
+    validate_update(&child).expect("the child alone");
+    // ...but their merge holds an item under a String.
+    let unfixed = merge(&[&string, &child]).expect("yrs merges them");
+    assert!(check_references(&unfixed).is_err());
+
+    for order in [[&string, &child], [&child, &string]] {
+        let done = gc_items_under_non_types(&order).expect("readable");
+        let (fixed, replaced) = (done.updates, done.replaced);
+        assert_eq!(replaced, 1);
+        for (before, after) in order.iter().zip(&fixed) {
+            if before.as_slice() == string.as_slice() {
+                assert!(
+                    matches!(after, Cow::Borrowed(_)),
+                    "the parent's update is untouched"
+                );
+            } else {
+                // Client 4's one struct, now a GC of length 1; the rest byte for byte.
+                assert_eq!(after.as_ref(), &[1, 1, 4, 0, 0, 1, 0]);
+            }
+        }
+        let merged = merge(&fixed).expect("merges");
+        validate_update(&merged).expect("the merged state is sound");
+        // The clock range stays: peers that hold the child agree on the state vector.
+        assert_eq!(
+            state_vector(&merged).unwrap(),
+            state_vector(&unfixed).unwrap()
+        );
+    }
+}
+
+#[test]
+fn children_of_types_and_of_parents_not_yet_here_are_kept() {
+    let text_type = one_struct_update(
+        9,
+        &root_item(BLOCK_ITEM_TYPE_REF_NUMBER, "map", &[TYPE_REFS_TEXT]),
+    );
+    let child = child_of_client_9s_first_struct();
+    let both = [&text_type, &child];
+    let done = gc_items_under_non_types(&both).expect("readable");
+    let (fixed, replaced) = (done.updates, done.replaced);
+    assert_eq!(replaced, 0);
+    assert!(fixed.iter().all(|u| matches!(u, Cow::Borrowed(_))));
+    // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
+    let alone = [&child];
+    let done = gc_items_under_non_types(&alone).expect("readable");
+    assert_eq!(done.replaced, 0);
+
+    // A real document's edits, update by update: the first insert into a nested type made in an
+    // earlier update names that type by ID.
+    let doc = new_doc(77); // a client of its own: rich_document's are 1, 0x12345678, 2^53-1
+    let map = doc.get_or_insert_map("m");
+    let inner = {
+        let mut txn = doc.transact_mut();
+        map.insert(&mut txn, "inner", TextPrelim::new(""))
+    };
+    let made = full_state(&doc);
+    let edit = {
+        let mut txn = doc.transact_mut();
+        inner.insert(&mut txn, 0, "nested");
+        txn.encode_update_v1()
+    };
+    let updates = [rich_document(true), rich_document(false), made, edit];
+    let done = gc_items_under_non_types(&updates).expect("readable");
+    assert_eq!(done.replaced, 0);
+}
