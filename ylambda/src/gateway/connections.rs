@@ -1,13 +1,16 @@
 //! The live connection registry (connection id -> outgoing queue) and the [`Fanout`] the handler
 //! posts through, standing in for API Gateway's `@connections` API inside the process.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::Notify;
 use ylambda_shared::ports::{Fanout, FanoutError};
+
+pub use super::outgoing::OutgoingQueue;
+use super::outgoing::{frame_queue, FrameSender};
 
 /// Frames queued for one connection before a post is refused. A client that lets this many pile
 /// up is not reading; API Gateway answers `LimitExceededException` ("client side buffer is full")
@@ -52,11 +55,6 @@ impl Outgoing {
     }
 }
 
-/// The receiving end of a connection's outgoing frames. Boxed: tokio's channel allocates its
-/// slots 32 at a time when it is made, and 32 unboxed frames were about 1 KB of every idle
-/// connection's memory (BENCHMARKS.md, idle connections).
-pub type OutgoingQueue = mpsc::Receiver<Box<Outgoing>>;
-
 /// Why and how a connection ends. Set once; the first reason wins.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseState {
@@ -82,19 +80,23 @@ pub enum DeliveryError {
 pub struct Connection {
     pub meta: ConnectionMeta,
     last_active: Mutex<SystemTime>,
-    outgoing: mpsc::Sender<Box<Outgoing>>,
-    close: watch::Sender<Option<CloseState>>,
+    outgoing: FrameSender,
+    /// Set once, by the first reason to close. A `OnceLock` and a `Notify` rather than a tokio
+    /// `watch` channel, whose shared state (nine `Notify`s) was ~0.4 KB of every idle connection.
+    close: OnceLock<CloseState>,
+    closing: Notify,
 }
 
 impl Connection {
     /// A connection and the receiving end of its outgoing queue (for its writer task).
     pub fn new(meta: ConnectionMeta) -> (Arc<Connection>, OutgoingQueue) {
-        let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+        let (tx, rx) = frame_queue();
         let connection = Connection {
             last_active: Mutex::new(meta.connected_at),
             meta,
             outgoing: tx,
-            close: watch::channel(None).0,
+            close: OnceLock::new(),
+            closing: Notify::new(),
         };
         (Arc::new(connection), rx)
     }
@@ -108,37 +110,36 @@ impl Connection {
         if self.is_closing() {
             return Err(DeliveryError::Gone);
         }
-        self.outgoing
-            .try_send(Box::new(frame))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => DeliveryError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => DeliveryError::Gone,
-            })
+        self.outgoing.try_send(frame)
     }
 
     /// Starts closing the connection. Returns false if it was already closing (the first reason
     /// is the one reported).
     pub fn begin_close(&self, state: CloseState) -> bool {
-        self.close.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            *current = Some(state);
-            true
-        })
+        let first = self.close.set(state).is_ok();
+        if first {
+            self.closing.notify_waiters();
+        }
+        first
     }
 
     pub fn is_closing(&self) -> bool {
-        self.close.borrow().is_some()
+        self.close.get().is_some()
     }
 
     pub fn close_state(&self) -> Option<CloseState> {
-        self.close.borrow().clone()
+        self.close.get().cloned()
     }
 
-    /// Watches for [`Connection::begin_close`].
-    pub fn watch_close(&self) -> watch::Receiver<Option<CloseState>> {
-        self.close.subscribe()
+    /// Returns once [`Connection::begin_close`] has been called.
+    pub async fn closed(&self) {
+        let notified = self.closing.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a close between the check and the wait is not missed.
+        notified.as_mut().enable();
+        if !self.is_closing() {
+            notified.await;
+        }
     }
 
     /// Records client traffic (`lastActiveAt`).
@@ -330,8 +331,8 @@ mod tests {
         let fanout = GatewayFanout::new(registry.clone(), 1024);
 
         fanout.post("e", "a=", "hello").await.unwrap();
-        match rx.recv().await.map(|frame| *frame) {
-            Some(Outgoing::Text(t)) => assert_eq!(t, "hello"),
+        match rx.recv().await {
+            Outgoing::Text(t) => assert_eq!(t, "hello"),
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(

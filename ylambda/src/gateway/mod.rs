@@ -10,6 +10,7 @@ pub mod events;
 pub(crate) mod ids;
 mod in_process;
 mod management;
+mod outgoing;
 mod server;
 mod throttle;
 

@@ -231,8 +231,7 @@ async fn run(
 ) {
     let config = &shared.config;
     let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write_frames(sink, queue, connection.watch_close()));
-    let mut close = connection.watch_close();
+    let mut writer = tokio::spawn(write_frames(sink, queue, connection.clone()));
     let mut shutdown = shared.shutdown.clone();
 
     let started = Instant::now();
@@ -315,7 +314,7 @@ async fn run(
             _ = wait_for(&mut shutdown, |stopping| *stopping), if closing_deadline.is_none() => {
                 server_close(GOING_AWAY, "Going away");
             }
-            _ = wait_for(&mut close, Option::is_some), if closing_deadline.is_none() => {
+            _ = connection.closed(), if closing_deadline.is_none() => {
                 closing_deadline = Some(Instant::now() + CLOSE_GRACE);
             }
             _ = sleep_until_opt(closing_deadline) => {
@@ -418,28 +417,26 @@ fn read_failed(connection: &Connection, error: &axum::Error) {
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: OutgoingQueue,
-    mut close: watch::Receiver<Option<CloseState>>,
+    connection: Arc<Connection>,
 ) {
     loop {
         tokio::select! {
             biased;
             frame = queue.recv() => {
-                let Some(frame) = frame else { return };
-                if write_queued(&mut sink, *frame, &mut queue).await.is_err() {
+                if write_queued(&mut sink, frame, &mut queue).await.is_err() {
                     return;
                 }
             }
-            _ = wait_for(&mut close, Option::is_some) => break,
+            _ = connection.closed() => break,
         }
     }
     // Frames posted before the close was requested still go out first.
-    while let Ok(frame) = queue.try_recv() {
-        if sink.send((*frame).into_message()).await.is_err() {
+    while let Some(frame) = queue.try_recv() {
+        if sink.send(frame.into_message()).await.is_err() {
             return;
         }
     }
-    let state = close.borrow().clone();
-    if let Some(state) = state.filter(|s| s.send_frame) {
+    if let Some(state) = connection.close_state().filter(|s| s.send_frame) {
         let frame = CloseFrame {
             code: state.code,
             reason: state.reason.into(),
@@ -463,8 +460,8 @@ async fn write_queued<S: Sink<Message> + Unpin>(
     sink.feed(first.into_message()).await?;
     for _ in 1..WRITE_BATCH {
         match queue.try_recv() {
-            Ok(frame) => sink.feed((*frame).into_message()).await?,
-            Err(_) => break,
+            Some(frame) => sink.feed(frame.into_message()).await?,
+            None => break,
         }
     }
     sink.flush().await
@@ -519,8 +516,7 @@ mod tests {
     /// WRITE_BATCH frames per flush; a lone frame is written alone.
     #[tokio::test]
     async fn queued_frames_are_written_in_order_in_bounded_batches() {
-        let (tx, mut queue) =
-            tokio::sync::mpsc::channel(crate::gateway::connections::OUTGOING_QUEUE);
+        let (tx, mut queue) = crate::gateway::outgoing::frame_queue();
         let mut sink: Vec<Message> = Vec::new();
         write_queued(&mut sink, Outgoing::Text("alone".into()), &mut queue)
             .await
@@ -529,8 +525,7 @@ mod tests {
 
         let total = WRITE_BATCH + 10;
         for i in 1..total {
-            tx.try_send(Box::new(Outgoing::Text(i.to_string())))
-                .unwrap();
+            tx.try_send(Outgoing::Text(i.to_string())).unwrap();
         }
         sink.clear();
         write_queued(&mut sink, Outgoing::Text("0".into()), &mut queue)
@@ -542,8 +537,8 @@ mod tests {
             (0..WRITE_BATCH).map(|i| i.to_string()).collect::<Vec<_>>()
         );
         sink.clear();
-        let next = queue.recv().await.unwrap();
-        write_queued(&mut sink, *next, &mut queue).await.unwrap();
+        let next = queue.recv().await;
+        write_queued(&mut sink, next, &mut queue).await.unwrap();
         let rest: Vec<String> = sink.iter().map(text).collect();
         assert_eq!(
             rest,
