@@ -10,7 +10,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ylambda_shared::adapters::MemoryDocStore;
 use ylambda_shared::doc::{
-    answer_sync_step1, merge, split::split_update_v1, state_vector, validate_update, SyncAnswer,
+    answer_sync_step1, merge_room, split::split_update_v1, state_vector, validate_update,
+    SyncAnswer,
 };
 use ylambda_shared::ports::{DocStore, PieceLimits, PieceOutcome};
 use ylambda_shared::protocol::pieces::{parse_piece, split_into_pieces};
@@ -99,8 +100,8 @@ fn write_inputs(inputs: &Inputs) -> std::io::Result<PathBuf> {
 /// Sync step 2 as the handler answers it: the room's state merged, what the client lacks, and
 /// the server's state vector (for its own sync step 1).
 fn sync_step2<B: AsRef<[u8]>>(updates: &[B]) -> SyncAnswer {
-    let merged = merge(updates).expect("the trace merges");
-    answer_sync_step1(merged, &EMPTY_STATE_VECTOR).expect("and answers a new client")
+    let merged = merge_room(updates).expect("the trace merges");
+    answer_sync_step1(merged.state, &EMPTY_STATE_VECTOR).expect("and answers a new client")
 }
 
 fn benches(c: &mut Criterion, inputs: &Inputs) {
@@ -146,7 +147,7 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
             .collect();
         g.bench_function(
             BenchmarkId::new("compaction", format!("snapshot-{name}+log-{n}")),
-            |b| b.iter(|| merge(&all).expect("merges")),
+            |b| b.iter(|| merge_room(&all).expect("merges")),
         );
     }
     for (name, snapshot) in &inputs.snapshots {

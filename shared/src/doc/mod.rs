@@ -4,5 +4,7 @@ pub mod split;
 mod state;
 mod sync;
 
-pub use state::{diff, guard, merge, state_vector, validate_update, DocError, Validated};
+pub use state::{
+    diff, guard, merge, merge_room, state_vector, validate_update, DocError, MergedRoom, Validated,
+};
 pub use sync::{answer_sync_step1, SyncAnswer};

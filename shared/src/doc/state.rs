@@ -104,6 +104,37 @@ pub fn merge<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {
     }
 }
 
+/// A room's state, merged from its updates as the server sends and stores it.
+#[derive(Debug)]
+pub struct MergedRoom {
+    pub state: Vec<u8>,
+    /// Items whose parent is not a type, merged as GC ([`merge_room`]).
+    pub gc_items: usize,
+    /// Why the updates were merged without that check: one of them is an update the crate's
+    /// reader refuses (a snapshot some older version wrote, say; every log entry passed it).
+    pub unchecked: Option<String>,
+}
+
+/// Merges a room's updates (snapshot first, then the log) into its state. Each update was
+/// validated alone; together, one may name as parent an item of another that is not a type,
+/// which yrs refuses or panics on: such items become GC first, as Yjs integrates them
+/// (ARCHITECTURE.md invariant 22, [`super::split::gc_items_under_non_types`]).
+pub fn merge_room<B: AsRef<[u8]>>(updates: &[B]) -> Result<MergedRoom, DocError> {
+    match super::split::gc_items_under_non_types(updates) {
+        Ok(checked) => Ok(MergedRoom {
+            state: merge(&checked.updates)?,
+            gc_items: checked.replaced,
+            unchecked: None,
+        }),
+        // Merging it as before beats refusing the room.
+        Err(e) => Ok(MergedRoom {
+            state: merge(updates)?,
+            gc_items: 0,
+            unchecked: Some(e.to_string()),
+        }),
+    }
+}
+
 fn merge_update_level<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {
     guard("merge updates", || {
         yrs::merge_updates_v1(updates.iter().map(AsRef::as_ref))

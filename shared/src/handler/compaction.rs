@@ -105,27 +105,23 @@ fn merge_room_state(
     log: Vec<Vec<u8>>,
 ) -> HandlerResult<Vec<u8>> {
     let updates: Vec<Vec<u8>> = snapshot.into_iter().chain(log).collect();
-    let document = |reason: String| HandlerError::Document {
+    let merged = doc::merge_room(&updates).map_err(|e| HandlerError::Document {
         room: room.to_string(),
-        reason,
-    };
-    // Each update passed validation alone; together, one may name as parent an item of another
-    // that is not a type. Those items become GC first, as in Yjs (ARCHITECTURE.md invariant 22).
-    let (updates, orphans) = match doc::split::gc_items_under_non_types(&updates) {
-        Ok(done) => (done.updates, done.replaced),
-        Err(e) => {
-            // Every log entry passed this reader at validation; a snapshot some older version
-            // wrote might not. Merging it as before beats refusing the room.
-            tracing::warn!(room, error = %e, "a stored update the reader refuses: merged unchecked");
-            (updates.iter().map(|u| u.as_slice().into()).collect(), 0)
-        }
-    };
-    if orphans > 0 {
+        reason: e.to_string(),
+    })?;
+    if let Some(error) = &merged.unchecked {
         tracing::warn!(
             room,
-            items = orphans,
+            error,
+            "a stored update the reader refuses: merged unchecked"
+        );
+    }
+    if merged.gc_items > 0 {
+        tracing::warn!(
+            room,
+            items = merged.gc_items,
             "items whose parent is not a type (written by no Yjs client) merged as GC, as Yjs does"
         );
     }
-    doc::merge(&updates).map_err(|e| document(e.to_string()))
+    Ok(merged.state)
 }
