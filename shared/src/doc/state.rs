@@ -115,24 +115,38 @@ pub struct MergedRoom {
     pub unchecked: Option<String>,
 }
 
-/// Merges a room's updates (snapshot first, then the log) into its state. Each update was
-/// validated alone; together, one may name as parent an item of another that is not a type,
-/// which yrs refuses or panics on: such items become GC first, as Yjs integrates them
-/// (ARCHITECTURE.md invariant 22, [`super::split::gc_items_under_non_types`]).
-pub fn merge_room<B: AsRef<[u8]>>(updates: &[B]) -> Result<MergedRoom, DocError> {
-    match super::split::gc_items_under_non_types(updates) {
-        Ok(checked) => Ok(MergedRoom {
-            state: merge(&checked.updates)?,
-            gc_items: checked.replaced,
-            unchecked: None,
-        }),
+/// Merges a room's snapshot and log into its state. Each update was validated alone; together,
+/// one may name as parent an item of another that is not a type, which yrs refuses or panics on:
+/// such items become GC first, as Yjs integrates them (ARCHITECTURE.md invariant 22,
+/// [`super::split::gc_items_under_non_types`]).
+pub fn merge_room<B: AsRef<[u8]>>(
+    snapshot: Option<&[u8]>,
+    log: &[B],
+) -> Result<MergedRoom, DocError> {
+    match super::split::gc_items_under_non_types(snapshot, log) {
+        Ok(checked) => {
+            let log: Vec<&[u8]> = checked.log.iter().map(AsRef::as_ref).collect();
+            Ok(MergedRoom {
+                state: merge_onto(snapshot, &log)?,
+                gc_items: checked.replaced,
+                unchecked: None,
+            })
+        }
         // Merging it as before beats refusing the room.
-        Err(e) => Ok(MergedRoom {
-            state: merge(updates)?,
-            gc_items: 0,
-            unchecked: Some(e.to_string()),
-        }),
+        Err(e) => {
+            let log: Vec<&[u8]> = log.iter().map(AsRef::as_ref).collect();
+            Ok(MergedRoom {
+                state: merge_onto(snapshot, &log)?,
+                gc_items: 0,
+                unchecked: Some(e.to_string()),
+            })
+        }
     }
+}
+
+fn merge_onto(snapshot: Option<&[u8]>, log: &[&[u8]]) -> Result<Vec<u8>, DocError> {
+    let all: Vec<&[u8]> = snapshot.into_iter().chain(log.iter().copied()).collect();
+    merge(&all)
 }
 
 fn merge_update_level<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {

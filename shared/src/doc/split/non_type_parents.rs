@@ -12,7 +12,7 @@
 //! room's updates before they are merged, byte for byte except for those items, so the merged
 //! state is what a Yjs client holds, has the same state vector, and is sound.
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yrs::block::{BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER};
 
@@ -23,45 +23,72 @@ use crate::codec::write_var_uint;
 /// The info byte of a GC struct (then its length).
 const GC_INFO: u8 = 0;
 
-/// A room's updates, ready to merge.
+/// A room's log, ready to merge onto its snapshot.
 pub struct WithoutOrphans<'a> {
-    /// In the order given; borrowed where nothing changed.
-    pub updates: Vec<Cow<'a, [u8]>>,
+    /// The log's updates in the order given; borrowed where nothing changed.
+    pub log: Vec<Cow<'a, [u8]>>,
     /// Items written as GC.
     pub replaced: usize,
 }
 
-/// The updates with every item whose parent ID names, in any of them, an item that is neither a
-/// type nor deleted content, written as a GC struct of its length instead. An update without such
-/// an item is returned as it is (borrowed).
-pub fn gc_items_under_non_types<B: AsRef<[u8]>>(
-    updates: &[B],
-) -> Result<WithoutOrphans<'_>, SplitError> {
-    if updates.len() < 2 {
-        // One update was checked alone when it was validated (or written by this merge).
-        return Ok(WithoutOrphans {
-            updates: updates.iter().map(|u| Cow::Borrowed(u.as_ref())).collect(),
-            replaced: 0,
-        });
+/// The log's updates with every item whose parent ID names, in the log or in `base` (the room's
+/// snapshot), an item that is neither a type nor deleted content, written as a GC struct of its
+/// length instead. An update without such an item is returned as it is (borrowed).
+///
+/// `base` was written by this merge, so its own items are not checked again, and it is read
+/// only when a log item names a parent the log does not hold: a log of typing (items placed by
+/// their origins, no parent IDs) costs one read of each log entry.
+pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
+    base: Option<&[u8]>,
+    log: &'a [B],
+) -> Result<WithoutOrphans<'a>, SplitError> {
+    let unchanged = || WithoutOrphans {
+        log: log.iter().map(|u| Cow::Borrowed(u.as_ref())).collect(),
+        replaced: 0,
+    };
+    if log.is_empty() || (base.is_none() && log.len() == 1) {
+        // One update alone was checked when it was validated.
+        return Ok(unchanged());
     }
-    let parsed: Vec<ParsedUpdate> = updates
+    let parsed: Vec<ParsedUpdate> = log
         .iter()
         .map(|update| parse_update(update.as_ref()))
         .collect::<Result<_, _>>()?;
-    let index: Vec<HashMap<u64, Vec<&StructSpan>>> = parsed.iter().map(by_client).collect();
+    let parents: HashSet<u64> = parsed
+        .iter()
+        .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
+        .filter_map(|span| span.refs.parent.map(|(client, _)| client))
+        .collect();
+    if parents.is_empty() {
+        return Ok(unchanged());
+    }
+    let mut kinds = Kinds::default();
+    for update in &parsed {
+        kinds.add(update, &parents);
+    }
+    kinds.sort();
+    let named: Vec<Id> = parsed
+        .iter()
+        .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
+        .filter_map(|span| span.refs.parent)
+        .collect();
+    let base_parsed;
+    if let Some(base) = base {
+        if named.iter().any(|&id| !kinds.holds(id)) {
+            base_parsed = parse_update(base)?;
+            kinds.add(&base_parsed, &parents);
+            kinds.sort();
+        }
+    }
     let mut replaced = 0;
-    let mut out = Vec::with_capacity(updates.len());
-    for (update, parsed) in updates.iter().zip(&parsed) {
+    let mut out = Vec::with_capacity(log.len());
+    for (update, parsed) in log.iter().zip(&parsed) {
         let update = update.as_ref();
         let mut orphans: Vec<&StructSpan> = parsed
             .sections
             .iter()
             .flat_map(|section| &section.structs)
-            .filter(|span| {
-                span.refs
-                    .parent
-                    .is_some_and(|parent| names_a_non_type(&index, parent))
-            })
+            .filter(|span| span.refs.parent.is_some_and(|id| kinds.is_non_type(id)))
             .collect();
         if orphans.is_empty() {
             out.push(Cow::Borrowed(update));
@@ -71,41 +98,72 @@ pub fn gc_items_under_non_types<B: AsRef<[u8]>>(
         orphans.sort_by_key(|span| span.bytes.start);
         out.push(Cow::Owned(with_gc_structs(update, &orphans)));
     }
-    Ok(WithoutOrphans {
-        updates: out,
-        replaced,
-    })
+    Ok(WithoutOrphans { log: out, replaced })
 }
 
-/// An update's structs by client, in clock order.
-fn by_client(parsed: &ParsedUpdate) -> HashMap<u64, Vec<&StructSpan>> {
-    let mut map: HashMap<u64, Vec<&StructSpan>> = HashMap::new();
-    for section in &parsed.sections {
-        map.entry(section.client)
-            .or_default()
-            .extend(section.structs.iter());
-    }
-    for spans in map.values_mut() {
-        spans.sort_by_key(|span| span.clock);
-    }
-    map
+/// What the structs of some clients are, by clock, from every update read so far. Updates may
+/// overlap (a client resends what the room has). [`Kinds::sort`] after adding, before asking.
+#[derive(Default)]
+struct Kinds {
+    by_client: HashMap<u64, ClientSpans>,
 }
 
-/// Whether some update holds, at `id`, an item that cannot be a parent.
-fn names_a_non_type(index: &[HashMap<u64, Vec<&StructSpan>>], (client, clock): Id) -> bool {
-    index.iter().any(|update| {
-        let Some(spans) = update.get(&client) else {
-            return false;
-        };
-        // Within one update a client's structs do not overlap (`check_references` refuses a
-        // client written twice; yrs writes each once), so one struct at most covers `clock`.
-        let at = spans.partition_point(|span| span.clock <= clock);
-        at.checked_sub(1).map(|i| spans[i]).is_some_and(|span| {
-            u64::from(clock) < u64::from(span.clock) + u64::from(span.len)
-                && matches!(span.content, Content::Item(kind)
-                    if kind != BLOCK_ITEM_TYPE_REF_NUMBER && kind != BLOCK_ITEM_DELETED_REF_NUMBER)
+#[derive(Default)]
+struct ClientSpans {
+    /// (first clock, length, kind), sorted by first clock.
+    spans: Vec<(u32, u32, Content)>,
+    /// The longest length: no struct starting further back than this covers a clock.
+    longest: u32,
+}
+
+impl Kinds {
+    /// Records the structs of `update` whose client is in `clients`.
+    fn add(&mut self, update: &ParsedUpdate, clients: &HashSet<u64>) {
+        for section in &update.sections {
+            if !clients.contains(&section.client) {
+                continue;
+            }
+            let client = self.by_client.entry(section.client).or_default();
+            for span in &section.structs {
+                client.spans.push((span.clock, span.len, span.content));
+                client.longest = client.longest.max(span.len);
+            }
+        }
+    }
+
+    fn sort(&mut self) {
+        for client in self.by_client.values_mut() {
+            client.spans.sort_unstable_by_key(|&(clock, _, _)| clock);
+        }
+    }
+
+    /// The kinds of every struct that covers `id`.
+    fn at(&self, (client, clock): Id) -> impl Iterator<Item = Content> + '_ {
+        let (spans, longest) = self
+            .by_client
+            .get(&client)
+            .map_or((&[][..], 0), |c| (c.spans.as_slice(), c.longest));
+        let end = spans.partition_point(|&(start, _, _)| start <= clock);
+        let clock = u64::from(clock);
+        spans[..end]
+            .iter()
+            .rev()
+            .take_while(move |&&(start, _, _)| u64::from(start) + u64::from(longest) > clock)
+            .filter(move |&&(start, len, _)| clock < u64::from(start) + u64::from(len))
+            .map(|&(_, _, content)| content)
+    }
+
+    fn holds(&self, id: Id) -> bool {
+        self.at(id).any(|content| !matches!(content, Content::Skip))
+    }
+
+    /// Whether some update holds, at `id`, an item that cannot be a parent.
+    fn is_non_type(&self, id: Id) -> bool {
+        self.at(id).any(|content| {
+            matches!(content, Content::Item(kind)
+                if kind != BLOCK_ITEM_TYPE_REF_NUMBER && kind != BLOCK_ITEM_DELETED_REF_NUMBER)
         })
-    })
+    }
 }
 
 /// `update` with each of `spans` (sorted by position) written as a GC struct of its length: the

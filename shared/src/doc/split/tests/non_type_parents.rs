@@ -8,7 +8,7 @@ use yrs::types::TYPE_REFS_TEXT;
 
 use super::*;
 use crate::doc::split::{check_references, gc_items_under_non_types};
-use crate::doc::{merge, state_vector, validate_update};
+use crate::doc::{merge, merge_room, state_vector, validate_update};
 
 /// A String item "a" of client 4 whose parent is written as the ID (9, 0).
 fn child_of_client_9s_first_struct() -> Vec<u8> {
@@ -26,11 +26,10 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
     let unfixed = merge(&[&string, &child]).expect("yrs merges them");
     assert!(check_references(&unfixed).is_err());
 
-    for order in [[&string, &child], [&child, &string]] {
-        let done = gc_items_under_non_types(&order).expect("readable");
-        let (fixed, replaced) = (done.updates, done.replaced);
-        assert_eq!(replaced, 1);
-        for (before, after) in order.iter().zip(&fixed) {
+    let check = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
+        let done = gc_items_under_non_types(base, log).expect("readable");
+        assert_eq!(done.replaced, 1);
+        for (before, after) in log.iter().zip(&done.log) {
             if before.as_slice() == string.as_slice() {
                 assert!(
                     matches!(after, Cow::Borrowed(_)),
@@ -41,14 +40,19 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
                 assert_eq!(after.as_ref(), &[1, 1, 4, 0, 0, 1, 0]);
             }
         }
-        let merged = merge(&fixed).expect("merges");
-        validate_update(&merged).expect("the merged state is sound");
+        let merged = merge_room(base, log).expect("merges");
+        assert_eq!(merged.gc_items, 1);
+        validate_update(&merged.state).expect("the merged state is sound");
         // The clock range stays: peers that hold the child agree on the state vector.
         assert_eq!(
-            state_vector(&merged).unwrap(),
+            state_vector(&merged.state).unwrap(),
             state_vector(&unfixed).unwrap()
         );
-    }
+    };
+    // Both in the log, in either order; or the parent in the snapshot.
+    check(None, &[&string, &child]);
+    check(None, &[&child, &string]);
+    check(Some(&string), &[&child]);
 }
 
 #[test]
@@ -58,15 +62,17 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
         &root_item(BLOCK_ITEM_TYPE_REF_NUMBER, "map", &[TYPE_REFS_TEXT]),
     );
     let child = child_of_client_9s_first_struct();
-    let both = [&text_type, &child];
-    let done = gc_items_under_non_types(&both).expect("readable");
-    let (fixed, replaced) = (done.updates, done.replaced);
-    assert_eq!(replaced, 0);
-    assert!(fixed.iter().all(|u| matches!(u, Cow::Borrowed(_))));
+    let kept = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
+        let done = gc_items_under_non_types(base, log).expect("readable");
+        assert_eq!(done.replaced, 0);
+        assert!(done.log.iter().all(|u| matches!(u, Cow::Borrowed(_))));
+    };
+    kept(None, &[&text_type, &child]);
+    kept(Some(&text_type), &[&child]);
     // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
-    let alone = [&child];
-    let done = gc_items_under_non_types(&alone).expect("readable");
-    assert_eq!(done.replaced, 0);
+    kept(None, &[&child]);
+    let elsewhere = one_struct_update(5, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']));
+    kept(Some(&elsewhere), &[&child, &elsewhere]);
 
     // A real document's edits, update by update: the first insert into a nested type made in an
     // earlier update names that type by ID.
@@ -82,7 +88,8 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
         inner.insert(&mut txn, 0, "nested");
         txn.encode_update_v1()
     };
-    let updates = [rich_document(true), rich_document(false), made, edit];
-    let done = gc_items_under_non_types(&updates).expect("readable");
-    assert_eq!(done.replaced, 0);
+    let rich = rich_document(false);
+    kept(Some(&rich), &[&made, &edit]);
+    kept(Some(&made), &[&edit]);
+    kept(None, &[&rich_document(true), &made, &edit]);
 }
