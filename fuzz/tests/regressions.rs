@@ -264,6 +264,9 @@ fn open_finding_pending_structs_rebuild_differently_from_pieces() {
     for name in [
         "pending-structs-rebuild-differently",
         "origin-on-map-entry-rebuilds-differently",
+        // Fifth run: the pieces apply, and encoding the pending structs they leave overflows a
+        // clock in a debug build of yrs 0.28.1 (`Update::decode`, inside its pending merge).
+        "pending-pieces-overflow-yrs-debug",
     ] {
         replay("update", &regression_input(&format!("update-open/{name}")));
     }
