@@ -104,11 +104,10 @@ fn merge_room_state(
     snapshot: Option<Vec<u8>>,
     log: Vec<Vec<u8>>,
 ) -> HandlerResult<Vec<u8>> {
-    let merged =
-        doc::merge_room(snapshot.as_deref(), &log).map_err(|e| HandlerError::Document {
-            room: room.to_string(),
-            reason: e.to_string(),
-        })?;
+    let merged = doc::merge_room(snapshot, log).map_err(|e| HandlerError::Document {
+        room: room.to_string(),
+        reason: e.to_string(),
+    })?;
     if let Some(error) = &merged.unchecked {
         tracing::warn!(
             room,

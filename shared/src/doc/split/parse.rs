@@ -425,9 +425,17 @@ pub(super) fn utf16_len(text: &str) -> usize {
         return text.len();
     }
     // In valid UTF-8 every byte that is not a continuation byte starts a char, and exactly the
-    // chars above U+FFFF (surrogate pairs in UTF-16) start with 0xF0 or above.
-    text.bytes()
-        .map(|byte| usize::from(byte & 0xC0 != 0x80) + usize::from(byte >= 0xF0))
+    // chars above U+FFFF (surrogate pairs in UTF-16) start with 0xF0 or above. Counted in `u8`
+    // per chunk of 127 bytes (at most 2 each, so no overflow), which the compiler vectorizes:
+    // a `usize` per byte was a third of answering a fresh client from a 10 MB state (perf).
+    text.as_bytes()
+        .chunks(127)
+        .map(|chunk| {
+            let units = chunk.iter().fold(0u8, |units, &byte| {
+                units + u8::from(byte & 0xC0 != 0x80) + u8::from(byte >= 0xF0)
+            });
+            usize::from(units)
+        })
         .sum()
 }
 
@@ -485,4 +493,20 @@ pub(super) fn skip_any(reader: &mut Reader<'_>) -> Result<(), CodecError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_len;
+
+    #[test]
+    fn utf16_len_counts_as_yjs_does() {
+        let pieces = ["a", "é", "你", "😀", "👩‍👩‍👧", "\u{ffff}", "\u{10000}"];
+        // Lengths across the 127-byte chunks, with every kind of char at every offset.
+        for n in 0..300 {
+            let text: String = (0..n).map(|i| pieces[(i * 7 + n) % pieces.len()]).collect();
+            assert_eq!(utf16_len(&text), text.encode_utf16().count(), "{text:?}");
+        }
+        assert_eq!(utf16_len(&"😀".repeat(1000)), 2000);
+    }
 }

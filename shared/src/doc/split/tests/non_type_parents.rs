@@ -40,7 +40,11 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
                 assert_eq!(after.as_ref(), &[1, 1, 4, 0, 0, 1, 0]);
             }
         }
-        let merged = merge_room(base, log).expect("merges");
+        let merged = merge_room(
+            base.map(<[u8]>::to_vec),
+            log.iter().map(|u| u.to_vec()).collect(),
+        )
+        .expect("merges");
         assert_eq!(merged.gc_items, 1);
         validate_update(&merged.state).expect("the merged state is sound");
         // The clock range stays: peers that hold the child agree on the state vector.
