@@ -123,42 +123,40 @@ pub struct MergedRoom {
 /// Takes the updates by value: a room with nothing in its log (the common case for a document
 /// at rest) is its snapshot as stored, returned without a copy (10 MB copied was ~10% of the
 /// sync answer to a fresh client, benches/MICROBENCHMARKS.md).
-pub fn merge_room(snapshot: Option<Vec<u8>>, log: Vec<Vec<u8>>) -> Result<MergedRoom, DocError> {
-    let alone = match (snapshot, log.len()) {
-        (snapshot, 0) => Ok(snapshot.unwrap_or_else(empty_update)),
-        (None, 1) => Ok(log.into_iter().next().unwrap_or_else(empty_update)),
-        (snapshot, _) => Err((snapshot, log)),
+pub fn merge_room(
+    snapshot: Option<Vec<u8>>,
+    mut log: Vec<Vec<u8>>,
+) -> Result<MergedRoom, DocError> {
+    let as_is = |state| MergedRoom {
+        state,
+        gc_items: 0,
+        unchecked: None,
     };
-    let (snapshot, log) = match alone {
-        Ok(state) => {
-            return Ok(MergedRoom {
-                state,
-                gc_items: 0,
-                unchecked: None,
-            })
-        }
-        Err(parts) => parts,
+    let snapshot = match (snapshot, log.len()) {
+        (snapshot, 0) => return Ok(as_is(snapshot.unwrap_or_else(empty_update))),
+        (None, 1) => return Ok(as_is(log.pop().unwrap_or_else(empty_update))),
+        (snapshot, _) => snapshot,
     };
     let snapshot = snapshot.as_deref();
-    match super::split::gc_items_under_non_types(snapshot, &log) {
-        Ok(checked) => {
-            let log: Vec<&[u8]> = checked.log.iter().map(AsRef::as_ref).collect();
-            Ok(MergedRoom {
-                state: merge_onto(snapshot, &log)?,
-                gc_items: checked.replaced,
-                unchecked: None,
-            })
-        }
+    let checked = super::split::gc_items_under_non_types(snapshot, &log);
+    let (to_merge, gc_items, unchecked): (Vec<&[u8]>, _, _) = match &checked {
+        Ok(checked) => (
+            checked.log.iter().map(AsRef::as_ref).collect(),
+            checked.replaced,
+            None,
+        ),
         // Merging it as before beats refusing the room.
-        Err(e) => {
-            let log: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
-            Ok(MergedRoom {
-                state: merge_onto(snapshot, &log)?,
-                gc_items: 0,
-                unchecked: Some(e.to_string()),
-            })
-        }
-    }
+        Err(e) => (
+            log.iter().map(Vec::as_slice).collect(),
+            0,
+            Some(e.to_string()),
+        ),
+    };
+    Ok(MergedRoom {
+        state: merge_onto(snapshot, &to_merge)?,
+        gc_items,
+        unchecked,
+    })
 }
 
 fn merge_onto(snapshot: Option<&[u8]>, log: &[&[u8]]) -> Result<Vec<u8>, DocError> {

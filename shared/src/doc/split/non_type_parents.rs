@@ -54,24 +54,20 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .iter()
         .map(|update| parse_update(update.as_ref()))
         .collect::<Result<_, _>>()?;
-    let parents: HashSet<u64> = parsed
-        .iter()
-        .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
-        .filter_map(|span| span.refs.parent.map(|(client, _)| client))
-        .collect();
-    if parents.is_empty() {
-        return Ok(unchanged());
-    }
-    let mut kinds = Kinds::default();
-    for update in &parsed {
-        kinds.add(update, &parents);
-    }
-    kinds.sort();
     let named: Vec<Id> = parsed
         .iter()
         .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
         .filter_map(|span| span.refs.parent)
         .collect();
+    if named.is_empty() {
+        return Ok(unchanged());
+    }
+    let parents: HashSet<u64> = named.iter().map(|&(client, _)| client).collect();
+    let mut kinds = Kinds::default();
+    for update in &parsed {
+        kinds.add(update, &parents);
+    }
+    kinds.sort();
     let base_parsed;
     if let Some(base) = base {
         if named.iter().any(|&id| !kinds.holds(id)) {
