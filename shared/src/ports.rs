@@ -105,6 +105,66 @@ pub struct RoomMeta {
     pub snapshot_bytes: u64,
 }
 
+/// A room in the directory of active rooms: how many connections it has and when anything last
+/// happened in it. Kept by the connection store as connections join and leave (no extra request
+/// on the per-update path), so a listing needs no Scan and no per-room read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomActivity {
+    pub room: String,
+    /// Room memberships written and not yet removed. A connection whose `$disconnect` never ran
+    /// stays counted until its record is removed (a 410 finds it, or it is cleaned up at its
+    /// next departure); the room's exact members are `ConnectionStore::members`.
+    pub connections: u64,
+    /// Milliseconds since the Unix epoch of the last join, departure or recorded activity.
+    pub last_active_ms: u64,
+}
+
+/// One page of the active rooms (connections > 0), most recently active first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomPage {
+    pub rooms: Vec<RoomActivity>,
+    /// Pass to [`ConnectionStore::active_rooms`] for the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// A connection opening or closing in a room, kept for a week (`room#R` / `event#{ts}#{conn}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomEvent {
+    pub at_ms: u64,
+    pub connection_id: String,
+    pub kind: RoomEventKind,
+    /// The `sub` of the connection's token, when it had one.
+    pub sub: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomEventKind {
+    Opened,
+    Closed,
+}
+
+impl RoomEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomEventKind::Opened => "opened",
+            RoomEventKind::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RoomEventKind> {
+        match s {
+            "opened" => Some(RoomEventKind::Opened),
+            "closed" => Some(RoomEventKind::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// How long connection events are kept.
+pub const ROOM_EVENT_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The most rooms one directory page holds.
+pub const MAX_ROOM_PAGE: usize = 100;
+
 /// One written snapshot, as recorded in the room's directory record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotRecord {
@@ -121,6 +181,9 @@ pub enum StoreError {
     Backend(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A page cursor that no listing of this store wrote.
+    #[error("bad page cursor: {0}")]
+    BadCursor(String),
 }
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -128,9 +191,12 @@ pub type StoreResult<T> = std::result::Result<T, StoreError>;
 /// Who is in which room or topic.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
-    /// Adds (or refreshes) a membership. Idempotent.
+    /// Adds (or refreshes) a membership. Idempotent. A new room membership also counts in the
+    /// room's [`RoomActivity`] (at `joined_at_ms`) and records an `Opened` [`RoomEvent`], in
+    /// the same atomic write: refreshing an existing one does neither.
     async fn join(&self, membership: Membership) -> StoreResult<()>;
-    /// Removes one membership; removing a missing one is not an error.
+    /// Removes one membership; removing a missing one is not an error. Removing a room
+    /// membership uncounts it and records a `Closed` event, once, whoever else removes it.
     async fn leave(&self, scope: &Scope, connection_id: &str) -> StoreResult<()>;
     /// All unexpired members of a scope, read consistently (a member whose `join` returned is in
     /// the list: ARCHITECTURE.md invariant 2 depends on it).
@@ -146,6 +212,15 @@ pub trait ConnectionStore: Send + Sync {
     async fn record_snapshot(&self, room: &str, record: &SnapshotRecord) -> StoreResult<()>;
     /// The room's directory record, if a snapshot was ever recorded.
     async fn room_meta(&self, room: &str) -> StoreResult<Option<RoomMeta>>;
+    /// Active rooms (at least one connection counted), most recently active first, at most
+    /// `limit` (1..=[`MAX_ROOM_PAGE`]) after the page that returned `after`. A query on an
+    /// index, never a Scan. A cursor this store did not write is `StoreError::BadCursor`.
+    async fn active_rooms(&self, limit: usize, after: Option<&str>) -> StoreResult<RoomPage>;
+    /// The room's connection count and last activity, if a connection ever joined it (and it
+    /// has not been idle for longer than events are kept).
+    async fn room_activity(&self, room: &str) -> StoreResult<Option<RoomActivity>>;
+    /// The room's most recent connection events, newest first, at most `limit`.
+    async fn room_events(&self, room: &str, limit: usize) -> StoreResult<Vec<RoomEvent>>;
 }
 
 /// A position in a room's update log. Opaque to the core: each adapter defines the encoding and

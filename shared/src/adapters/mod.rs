@@ -3,6 +3,7 @@
 //! conformance suites (`crate::conformance`).
 mod awareness_codec;
 pub mod aws;
+mod directory_key;
 mod fs_snapshots;
 mod http_fanout;
 mod memory_connections;
@@ -10,6 +11,7 @@ mod memory_docs;
 mod memory_pieces;
 mod redis_docs;
 
+pub use directory_key::{cursor_after, directory_key, key_of_cursor};
 pub use fs_snapshots::FsSnapshotStore;
 pub use http_fanout::HttpFanout;
 pub use memory_connections::MemoryConnectionStore;

@@ -8,7 +8,8 @@ pub use pieces::piece_store_suite;
 
 use crate::ports::{
     AwarenessEntry, ConnectionStore, Credential, DocStore, LogPosition, Membership, PutOutcome,
-    RoomMeta, Scope, Snapshot, SnapshotRecord, SnapshotStore,
+    RoomActivity, RoomEventKind, RoomMeta, Scope, Snapshot, SnapshotRecord, SnapshotStore,
+    StoreError,
 };
 
 // Helpers for every test that needs names, memberships or expiry times (the suites below, the
@@ -175,6 +176,149 @@ pub async fn connection_store_suite(store: &dyn ConnectionStore) {
     assert!(store.members(&big).await.unwrap().is_empty());
 
     room_directory_suite(store).await;
+    room_activity_suite(store).await;
+}
+
+/// Every page of the active-room listing, in order, `limit` at a time.
+async fn all_active_rooms(store: &dyn ConnectionStore, limit: usize) -> Vec<RoomActivity> {
+    let mut rooms = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.active_rooms(limit, after.as_deref()).await.unwrap();
+        assert!(page.rooms.len() <= limit, "a page holds at most its limit");
+        rooms.extend(page.rooms);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return rooms,
+        }
+    }
+}
+
+/// Room activity: joins and departures are counted once each, with their events, and the
+/// active rooms list newest first, page by page, without the rooms nobody is in.
+async fn room_activity_suite(store: &dyn ConnectionStore) {
+    // Later than anything else in a shared backend, so these rooms lead the listing.
+    let base = crate::adapters::unix_now_ms() + 1_000_000_000 + rand::random::<u32>() as u64;
+    let (x, y, z) = (unique("act-x"), unique("act-y"), unique("act-z"));
+    let (a, b, c, d) = (unique("a"), unique("b"), unique("c"), unique("d"));
+    let join = |room: &str, id: &str, at: u64, sub: Option<&str>| {
+        let mut m = membership(&Scope::Room(room.to_string()), id, in_an_hour());
+        m.joined_at_ms = at;
+        m.credential = sub.map(|sub| Credential {
+            sub: Some(sub.into()),
+            token_expires_at: in_an_hour(),
+            rooms: Vec::new(),
+        });
+        m
+    };
+    assert_eq!(
+        store.room_activity(&x).await.unwrap(),
+        None,
+        "a new room has activity"
+    );
+    store.join(join(&z, &d, base + 1, None)).await.unwrap();
+    store.join(join(&x, &a, base + 2, None)).await.unwrap();
+    store
+        .join(join(&x, &b, base + 3, Some("user-b")))
+        .await
+        .unwrap();
+    store.join(join(&y, &c, base + 4, None)).await.unwrap();
+    // A refreshed membership is not a second connection, and not a new event.
+    store.join(join(&x, &a, base + 2, None)).await.unwrap();
+    // Topic memberships are not room activity.
+    store
+        .join(membership(&Scope::Topic(x.clone()), &c, in_an_hour()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.room_activity(&x).await.unwrap(),
+        Some(RoomActivity {
+            room: x.clone(),
+            connections: 2,
+            last_active_ms: base + 3
+        }),
+        "two joins counted once each"
+    );
+    let events = store.room_events(&x, 10).await.unwrap();
+    let summary: Vec<(String, RoomEventKind, Option<String>)> = events
+        .iter()
+        .map(|e| (e.connection_id.clone(), e.kind, e.sub.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (b.clone(), RoomEventKind::Opened, Some("user-b".into())),
+            (a.clone(), RoomEventKind::Opened, None)
+        ],
+        "events newest first (by time), with the token's sub"
+    );
+    assert_eq!(events[0].at_ms, base + 3);
+    assert_eq!(
+        store.room_events(&x, 1).await.unwrap().len(),
+        1,
+        "events limited"
+    );
+
+    // Pages of 2 (the listing may hold other rooms of a shared backend, all older).
+    for limit in [1, 2, 100] {
+        let listed = all_active_rooms(store, limit).await;
+        let ours: Vec<(String, u64)> = listed
+            .iter()
+            .filter(|r| [&x, &y, &z].contains(&&r.room))
+            .map(|r| (r.room.clone(), r.connections))
+            .collect();
+        assert_eq!(
+            ours,
+            vec![(y.clone(), 1), (x.clone(), 2), (z.clone(), 1)],
+            "active rooms newest first, each once, with their counts (pages of {limit})"
+        );
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| w[0].last_active_ms >= w[1].last_active_ms),
+            "the listing is ordered by last activity (pages of {limit})"
+        );
+    }
+    assert!(
+        matches!(
+            store.active_rooms(10, Some("not-a-cursor")).await,
+            Err(StoreError::BadCursor(_))
+        ),
+        "a forged cursor is refused"
+    );
+
+    // Departures: counted once, whoever removes the record, and an empty room is not listed.
+    store.remove_connection(&a).await.unwrap();
+    store.remove_connection(&a).await.unwrap();
+    let after_a = store.room_activity(&x).await.unwrap().unwrap();
+    assert_eq!(after_a.connections, 1, "a departure uncounted once");
+    assert!(
+        store
+            .room_events(&x, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.connection_id == a && e.kind == RoomEventKind::Closed),
+        "a departure is an event"
+    );
+    store.leave(&Scope::Room(x.clone()), &b).await.unwrap();
+    store.leave(&Scope::Room(x.clone()), &b).await.unwrap();
+    assert_eq!(
+        store.room_activity(&x).await.unwrap().unwrap().connections,
+        0
+    );
+    store.remove_connection(&c).await.unwrap();
+    store.remove_connection(&d).await.unwrap();
+    let listed = all_active_rooms(store, 100).await;
+    assert!(
+        !listed.iter().any(|r| [&x, &y, &z].contains(&&r.room)),
+        "rooms nobody is in are not listed"
+    );
+    assert_eq!(
+        store.room_events(&x, 10).await.unwrap().len(),
+        4,
+        "two opened, two closed"
+    );
 }
 
 /// The room directory record: created once, counts add up, and it never shows as a member.

@@ -20,7 +20,7 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(e @ StoreError::Corrupt(_)) => return Err(e),
+            Err(e @ (StoreError::Corrupt(_) | StoreError::BadCursor(_))) => return Err(e),
             Err(e) => match delays.next() {
                 Some(&delay_ms) => {
                     tracing::warn!(what, error = %e, delay_ms, "store call failed: retrying");

@@ -8,6 +8,8 @@
 //!
 //! `members` is one strongly consistent Query on the table; `memberships_of` and
 //! `remove_connection` one Query on the `gs1` index (hash `sk`, range `data`). Never a Scan.
+//! A room membership is written and deleted in one transaction with its room's activity and
+//! connection event (`directory.rs`).
 //! The room directory record has no `data` attribute, so it stays out of `gs1`: indexed, every
 //! room's record would share the one index partition `meta` and make it hot.
 use std::collections::HashMap;
@@ -17,11 +19,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::backend_error;
+use super::directory;
 use super::items::{self, number, s, Item};
-use crate::adapters::unix_now_secs;
+use crate::adapters::{unix_now_ms, unix_now_secs};
 use crate::ports::{
-    ConnectionStore, Credential, Membership, RoomMeta, Scope, SnapshotRecord, StoreError,
-    StoreResult,
+    ConnectionStore, Credential, Membership, RoomActivity, RoomEvent, RoomEventKind, RoomMeta,
+    RoomPage, Scope, SnapshotRecord, StoreError, StoreResult,
 };
 
 /// The index that finds a connection's memberships (`$disconnect`, 410 clean-up).
@@ -58,6 +61,33 @@ impl DynamoConnectionStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Deletes a room membership with its activity count and event, once: `false` if it was
+    /// already gone (another departure got there first).
+    async fn delete_room_membership(
+        &self,
+        room: &str,
+        membership: &Membership,
+        key: Item,
+    ) -> StoreResult<bool> {
+        let [count, event] = directory::activity_actions(
+            self,
+            room,
+            membership,
+            RoomEventKind::Closed,
+            unix_now_ms(),
+        )?;
+        let delete = directory::delete_if_present(self, key)?;
+        let deleted = directory::transact(self, "leave room", vec![delete, count, event]).await?;
+        if deleted {
+            directory::unlist_if_empty(self, room).await?;
+        }
+        Ok(deleted)
     }
 
     async fn query_all(
@@ -212,6 +242,21 @@ fn live_memberships(items: &[Item], table: &str) -> Vec<Membership> {
 #[async_trait]
 impl ConnectionStore for DynamoConnectionStore {
     async fn join(&self, membership: Membership) -> StoreResult<()> {
+        if let Scope::Room(room) = &membership.scope {
+            // A new membership is counted in the same transaction that writes it.
+            let [count, event] = directory::activity_actions(
+                self,
+                room,
+                &membership,
+                RoomEventKind::Opened,
+                membership.joined_at_ms,
+            )?;
+            let put = directory::put_if_absent(self, to_item(&membership))?;
+            if directory::transact(self, "join room", vec![put, count, event]).await? {
+                return Ok(());
+            }
+            // It exists: refreshed below, not counted again.
+        }
         // A plain PutItem: joining again replaces the record, which refreshes `ttl`.
         self.client
             .put_item()
@@ -232,6 +277,20 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 
     async fn leave(&self, scope: &Scope, connection_id: &str) -> StoreResult<()> {
+        if let Scope::Room(room) = scope {
+            let key = items::key(scope.key(), format!("{CONN_PREFIX}{connection_id}"));
+            let membership = Membership {
+                scope: scope.clone(),
+                connection_id: connection_id.to_string(),
+                endpoint: String::new(),
+                readonly: false,
+                joined_at_ms: 0,
+                expires_at: 0,
+                credential: None,
+            };
+            self.delete_room_membership(room, &membership, key).await?;
+            return Ok(());
+        }
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -282,16 +341,26 @@ impl ConnectionStore for DynamoConnectionStore {
         let mut removed = Vec::with_capacity(items.len());
         for item in &items {
             // Expired and malformed records are deleted too: this is their clean-up.
-            match (item.get("pk"), item.get("sk")) {
-                (Some(pk), Some(sk)) => keys.push(HashMap::from([
+            let key = match (item.get("pk"), item.get("sk")) {
+                (Some(pk), Some(sk)) => HashMap::from([
                     ("pk".to_string(), pk.clone()),
                     ("sk".to_string(), sk.clone()),
-                ])),
+                ]),
                 _ => continue,
-            }
+            };
             match from_item(item) {
-                Ok(m) => removed.push(m),
+                Ok(m) => {
+                    if let Scope::Room(room) = &m.scope {
+                        // With its count and event, in a transaction of its own (a connection
+                        // is in one room; topics and peer records go in the batch).
+                        self.delete_room_membership(room, &m, key).await?;
+                    } else {
+                        keys.push(key);
+                    }
+                    removed.push(m);
+                }
                 Err(why) => {
+                    keys.push(key);
                     tracing::warn!(table = %self.table, %why, "deleting malformed connection record")
                 }
             }
@@ -355,6 +424,18 @@ impl ConnectionStore for DynamoConnectionStore {
                 })
             })
             .transpose()
+    }
+
+    async fn active_rooms(&self, limit: usize, after: Option<&str>) -> StoreResult<RoomPage> {
+        directory::active_rooms(self, limit, after).await
+    }
+
+    async fn room_activity(&self, room: &str) -> StoreResult<Option<RoomActivity>> {
+        directory::room_activity(self, room).await
+    }
+
+    async fn room_events(&self, room: &str, limit: usize) -> StoreResult<Vec<RoomEvent>> {
+        directory::room_events(self, room, limit).await
     }
 }
 

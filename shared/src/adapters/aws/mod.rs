@@ -1,6 +1,7 @@
 //! AWS adapters: DynamoDB connection store, S3 snapshot store, `@connections` management API
 //! fanout. Clients are built once (cold start) from one [`SdkConfig`]; endpoints come only from the
 //! standard `AWS_ENDPOINT_URL*` variables, so the same code talks to AWS, moto or LocalStack.
+mod directory;
 mod docs;
 mod dynamodb;
 mod items;
@@ -13,6 +14,7 @@ mod s3;
 #[cfg(any(test, feature = "conformance"))]
 mod table;
 
+pub use directory::DIRECTORY_SHARDS;
 pub use docs::DynamoDocStore;
 pub use dynamodb::{DynamoConnectionStore, GSI_NAME, TTL_ATTRIBUTE};
 pub use management::ManagementApiFanout;

@@ -3,7 +3,8 @@
 //! position. See the module comment of `docs` for why this order is safe.
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::{blob, condition_failed, get_bytes, get_u64, pause, room_pk, DynamoDocStore};
+use super::{blob, get_bytes, get_u64, pause, room_pk, DynamoDocStore};
+use crate::adapters::aws::items::condition_failed;
 use crate::adapters::aws::items::{self, key, number, s, Item};
 use crate::doc::split::split_update_v1;
 use crate::ports::{Appended, LogPosition, LogRead, StoreError, StoreResult};

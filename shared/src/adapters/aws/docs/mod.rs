@@ -36,7 +36,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::backend_error;
-use super::items::{self, key, number, s, Item};
+use super::items::{self, condition_failed, key, number, s, Item};
 use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::{unix_now_ms, unix_now_secs};
 use crate::ports::{
@@ -121,17 +121,6 @@ fn get_u64(item: &Item, name: &str) -> Option<u64> {
 
 fn get_bytes<'a>(item: &'a Item, name: &str) -> Option<&'a [u8]> {
     item.get(name)?.as_b().ok().map(Blob::as_ref)
-}
-
-/// Whether an SDK error is a failed condition (someone else wrote first).
-fn condition_failed<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
 /// Jittered pause before retrying after a lost race.

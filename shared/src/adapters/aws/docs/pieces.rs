@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::{condition_failed, get_u64, pause, DynamoDocStore};
+use super::{get_u64, pause, DynamoDocStore};
+use crate::adapters::aws::items::condition_failed;
 use crate::adapters::aws::items::{self, key, number, s, Item};
 use crate::adapters::unix_now_ms;
 use crate::ports::{PieceLimits, PieceOutcome, PieceRefusal, StoreError, StoreResult};
