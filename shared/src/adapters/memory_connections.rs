@@ -238,7 +238,7 @@ impl ConnectionStore for MemoryConnectionStore {
             .map(|events| events.iter().rev().cloned().collect())
             .unwrap_or_default();
         // By time, as DynamoDB's sort key orders them (stable: same time, latest written first).
-        events.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        events.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         events.truncate(limit);
         Ok(events)
     }
