@@ -115,6 +115,26 @@ impl ConnectionStore for FlakyConnections {
     async fn room_meta(&self, room: &str) -> crate::ports::StoreResult<Option<RoomMeta>> {
         self.inner.room_meta(room).await
     }
+    async fn active_rooms(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> crate::ports::StoreResult<crate::ports::RoomPage> {
+        self.inner.active_rooms(limit, after).await
+    }
+    async fn room_activity(
+        &self,
+        room: &str,
+    ) -> crate::ports::StoreResult<Option<crate::ports::RoomActivity>> {
+        self.inner.room_activity(room).await
+    }
+    async fn room_events(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> crate::ports::StoreResult<Vec<crate::ports::RoomEvent>> {
+        self.inner.room_events(room, limit).await
+    }
 }
 
 struct Harness {
