@@ -219,6 +219,9 @@ pub trait ConnectionStore: Send + Sync {
     /// The room's connection count and last activity, if a connection ever joined it (and it
     /// has not been idle for longer than events are kept).
     async fn room_activity(&self, room: &str) -> StoreResult<Option<RoomActivity>>;
+    /// Moves an active room's last activity to `at_ms` (edits in it; callers write this at
+    /// most every half minute per room). A room nobody is counted in is left as it is.
+    async fn touch_room(&self, room: &str, at_ms: u64) -> StoreResult<()>;
     /// The room's most recent connection events, newest first, at most `limit`.
     async fn room_events(&self, room: &str, limit: usize) -> StoreResult<Vec<RoomEvent>>;
 }

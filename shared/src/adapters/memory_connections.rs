@@ -226,6 +226,15 @@ impl ConnectionStore for MemoryConnectionStore {
         })
     }
 
+    async fn touch_room(&self, room: &str, at_ms: u64) -> StoreResult<()> {
+        if let Some(activity) = self.lock()?.activity.get_mut(room) {
+            if activity.connections > 0 {
+                activity.last_active_ms = activity.last_active_ms.max(at_ms);
+            }
+        }
+        Ok(())
+    }
+
     async fn room_activity(&self, room: &str) -> StoreResult<Option<RoomActivity>> {
         Ok(self.lock()?.activity.get(room).cloned())
     }

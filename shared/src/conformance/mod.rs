@@ -259,6 +259,20 @@ async fn room_activity_suite(store: &dyn ConnectionStore) {
         "events limited"
     );
 
+    // Edits move an active room's last activity forward, never back.
+    store.touch_room(&z, base + 5).await.unwrap();
+    store.touch_room(&z, base).await.unwrap();
+    assert_eq!(
+        store
+            .room_activity(&z)
+            .await
+            .unwrap()
+            .map(|a| a.last_active_ms),
+        Some(base + 5),
+        "an edit is activity"
+    );
+    store.touch_room(&z, base + 1).await.unwrap();
+
     // Pages of 2 (the listing may hold other rooms of a shared backend, all older).
     for limit in [1, 2, 100] {
         let listed = all_active_rooms(store, limit).await;
@@ -269,7 +283,7 @@ async fn room_activity_suite(store: &dyn ConnectionStore) {
             .collect();
         assert_eq!(
             ours,
-            vec![(y.clone(), 1), (x.clone(), 2), (z.clone(), 1)],
+            vec![(z.clone(), 1), (y.clone(), 1), (x.clone(), 2)],
             "active rooms newest first, each once, with their counts (pages of {limit})"
         );
         assert!(
@@ -309,10 +323,11 @@ async fn room_activity_suite(store: &dyn ConnectionStore) {
     );
     store.remove_connection(&c).await.unwrap();
     store.remove_connection(&d).await.unwrap();
+    store.touch_room(&x, base + 10).await.unwrap();
     let listed = all_active_rooms(store, 100).await;
     assert!(
         !listed.iter().any(|r| [&x, &y, &z].contains(&&r.room)),
-        "rooms nobody is in are not listed"
+        "rooms nobody is in are not listed, even after a late edit"
     );
     assert_eq!(
         store.room_events(&x, 10).await.unwrap().len(),

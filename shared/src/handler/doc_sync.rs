@@ -207,21 +207,40 @@ impl Handler {
             }
             return Ok(());
         }
+        self.append_and_relay(room, update, Some(&member.connection_id))
+            .await
+    }
+
+    /// A validated update with content, from a connection (`from`, which it is not relayed back
+    /// to) or from a server-side writer (the HTTP API): append it, relay it to the room, move
+    /// the room's activity, and compact past the thresholds.
+    pub(super) async fn append_and_relay(
+        &self,
+        room: &str,
+        update: Vec<u8>,
+        from: Option<&str>,
+    ) -> HandlerResult<()> {
         let relay = ywebsocket::encode_update(&update);
         let appended = self.ports.docs.append(room, &update, &relay).await?;
+        let scope = Scope::Room(room.to_string());
         let members = self
-            .members_for_relay(&member.scope, room, appended.roster)
+            .members_for_relay(&scope, room, appended.roster)
             .await?;
         let frame = transport::encode_frame(&relay);
         if frame.len() <= self.config.max_message_bytes {
-            self.broadcast_update(&members, &frame, Some(&member.connection_id))
-                .await?;
+            self.broadcast_update(&members, &frame, from).await?;
         } else {
             // Larger than one message (it came in pieces): relayed as several valid updates.
             for piece in self.cut_to_fit(room, update) {
                 let frame = transport::encode_frame(&ywebsocket::encode_update(&piece));
-                self.broadcast_update(&members, &frame, Some(&member.connection_id))
-                    .await?;
+                self.broadcast_update(&members, &frame, from).await?;
+            }
+        }
+        if self.activity.due(room) {
+            let now = crate::adapters::unix_now_ms();
+            if let Err(e) = self.ports.connections.touch_room(room, now).await {
+                // Informational: the update is logged and relayed either way.
+                tracing::warn!(room, error = %e, "cannot record the room's activity");
             }
         }
         if appended.entries > self.config.compact_log_entries

@@ -1,10 +1,12 @@
 //! The handler core: `$connect`, `$default` and `$disconnect` logic, written once over the ports and
 //! shared by the Lambdas and the local gateway.
+mod activity_clock;
 mod admission;
 mod compaction;
 mod delivery;
 mod departure;
 mod doc_sync;
+mod documents;
 mod pieces;
 mod retry;
 mod room_cache;
@@ -24,6 +26,7 @@ use crate::protocol::pieces::is_piece_frame;
 
 pub use admission::{Accepted, TOKEN_PROTOCOL_PREFIX};
 pub use compaction::Compaction;
+pub use documents::ServerUpdate;
 
 /// The adapters a handler runs on.
 #[derive(Clone)]
@@ -65,6 +68,8 @@ pub struct Handler {
     rosters: roster_cache::RosterCache,
     /// Read-only connections told (once) that their updates are dropped.
     told_readonly: admission::ToldOnce,
+    /// When edits last moved each room's activity in the directory.
+    activity: activity_clock::ActivityClock,
     /// Checks tokens when `YLAMBDA_AUTH_SECRET` or `YLAMBDA_AUTH_JWKS_URL` is set.
     verifier: Option<Verifier>,
 }
@@ -78,6 +83,7 @@ impl Handler {
             rooms: room_cache::RoomCache::default(),
             rosters: roster_cache::RosterCache::default(),
             told_readonly: admission::ToldOnce::default(),
+            activity: activity_clock::ActivityClock::default(),
         }
     }
 

@@ -200,6 +200,39 @@ pub(super) async fn unlist_if_empty(store: &DynamoConnectionStore, room: &str) -
     }
 }
 
+/// Edits in an active room: one UpdateItem, only while the room is listed (`data` present), so
+/// a late write cannot list a room nobody is in.
+pub(super) async fn touch_room(
+    store: &DynamoConnectionStore,
+    room: &str,
+    at_ms: u64,
+) -> StoreResult<()> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", s(room_pk(room)))
+        .key("sk", s(shard_sk(room)))
+        .update_expression("SET last_active_ms = :at, #data = :data")
+        .condition_expression("attribute_exists(#data) AND last_active_ms < :at")
+        .expression_attribute_names("#data", "data")
+        .expression_attribute_values(":at", number(at_ms))
+        .expression_attribute_values(":data", s(directory_key(at_ms, room)))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if super::items::condition_failed(&e) => Ok(()),
+        Err(e) => Err(backend_error(
+            format!(
+                "UpdateItem room {room:?} activity in table {}",
+                store.table()
+            ),
+            e,
+        )),
+    }
+}
+
 fn activity_from_item(item: &Item) -> Result<(Option<String>, RoomActivity), String> {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(Some(v.clone())),

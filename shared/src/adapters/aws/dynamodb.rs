@@ -430,6 +430,10 @@ impl ConnectionStore for DynamoConnectionStore {
         directory::active_rooms(self, limit, after).await
     }
 
+    async fn touch_room(&self, room: &str, at_ms: u64) -> StoreResult<()> {
+        directory::touch_room(self, room, at_ms).await
+    }
+
     async fn room_activity(&self, room: &str) -> StoreResult<Option<RoomActivity>> {
         directory::room_activity(self, room).await
     }

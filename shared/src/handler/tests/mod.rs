@@ -122,6 +122,9 @@ impl ConnectionStore for FlakyConnections {
     ) -> crate::ports::StoreResult<crate::ports::RoomPage> {
         self.inner.active_rooms(limit, after).await
     }
+    async fn touch_room(&self, room: &str, at_ms: u64) -> crate::ports::StoreResult<()> {
+        self.inner.touch_room(room, at_ms).await
+    }
     async fn room_activity(
         &self,
         room: &str,
