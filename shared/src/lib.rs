@@ -1,6 +1,7 @@
 //! ylambda's library: the y-websocket / y-webrtc protocol, the handler logic shared by the Lambdas
 //! and the local gateway, the storage ports, and their embedded adapters.
 pub mod adapters;
+pub mod api;
 pub mod auth;
 pub mod backends;
 pub mod codec;

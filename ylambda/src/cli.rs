@@ -132,7 +132,7 @@ struct BenchArgs {
 #[derive(Debug, clap::Args)]
 struct TokenArgs {
     /// The room it opens (exact name)
-    #[arg(long, value_name = "ROOM", required_unless_present = "rooms")]
+    #[arg(long, value_name = "ROOM", required_unless_present_any = ["rooms", "admin"])]
     room: Option<String>,
     /// Rooms it opens: exact names or `prefix*` patterns, comma-separated
     #[arg(long, value_name = "PATTERNS", value_delimiter = ',')]
@@ -146,6 +146,10 @@ struct TokenArgs {
     /// Who it is for (`sub`)
     #[arg(long, value_name = "SUBJECT")]
     sub: Option<String>,
+    /// An admin token for the HTTP API (`admin: true`): lists, reads and writes every room.
+    /// It opens no WebSocket unless --room / --rooms are given too
+    #[arg(long)]
+    admin: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -313,6 +317,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
             Access::Rw
         }),
         sub: args.sub,
+        admin: args.admin.then_some(true),
     };
     let token = mint_hs256(secret.0.as_bytes(), &claims).context("cannot sign the token")?;
     println!("{token}");

@@ -38,6 +38,10 @@ pub struct Claims {
     pub access: Option<Access>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// `true` opens every room of the HTTP API (listing, reading, writing) and nothing else: a
+    /// WebSocket still needs a `room` / `rooms` claim (`ylambda token --admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
 }
 
 impl Claims {

@@ -95,6 +95,11 @@ impl Handler {
         &self.ports
     }
 
+    /// The token checker, when access control is on.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
+    }
+
     /// `$default`: one text frame from a connection. Replies go out through the fanout port.
     pub async fn on_message(
         &self,
