@@ -366,7 +366,19 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             let invoker = Lambdas::start(lambdas)
                 .await
                 .context("cannot start the Lambdas")?;
-            Gateway::with_invoker(config, listener, Arc::new(invoker))?
+            let aws = config.backend == Backend::Aws;
+            let api_stores = if aws {
+                Some(ylambda_shared::backends::stores(&config).await?)
+            } else {
+                None
+            };
+            let gateway = Gateway::with_invoker(config, listener, Arc::new(invoker))?;
+            // The HTTP API runs here, on the backend the Lambdas share (with the embedded
+            // backend each process has its own memory, so there is nothing to serve).
+            match api_stores {
+                Some(stores) => gateway.with_api_on(stores),
+                None => gateway,
+            }
         }
         None => {
             let stores = ylambda_shared::backends::stores(&config).await?;

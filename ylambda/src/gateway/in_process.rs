@@ -16,10 +16,8 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    pub fn new(handler: Handler) -> InProcess {
-        InProcess {
-            handler: Arc::new(handler),
-        }
+    pub fn new(handler: Arc<Handler>) -> InProcess {
+        InProcess { handler }
     }
 }
 

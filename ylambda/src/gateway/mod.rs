@@ -24,6 +24,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ylambda_shared::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
+use ylambda_shared::api::Api;
 use ylambda_shared::backends::Stores;
 use ylambda_shared::config::Config;
 use ylambda_shared::handler::Handler;
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// API Gateway's route throttling.
     pub throttles: throttle::RouteThrottles,
+    /// The HTTP API (`/api/...`), when this gateway serves it.
+    pub api: Option<Arc<Api>>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then closes every connection with
@@ -103,9 +106,32 @@ impl Gateway {
             registry.clone(),
             config.max_message_bytes,
         ));
-        let handler = Handler::new(stores.with_fanout(fanout), config.clone());
+        let handler = Arc::new(Handler::new(stores.with_fanout(fanout), config.clone()));
+        let api = Arc::new(Api::new(handler.clone()));
         let invoker = Arc::new(InProcess::new(handler));
-        Gateway::build(config, listener, registry, invoker)
+        let mut gateway = Gateway::build(config, listener, registry, invoker)?;
+        gateway.set_api(api);
+        Ok(gateway)
+    }
+
+    /// Serves the HTTP API in this process on `stores`, for a gateway whose routes run through
+    /// an invoker (the Lambda binaries): the API reads the backend they use and posts straight
+    /// to this gateway's connections.
+    pub fn with_api_on(mut self, stores: Stores) -> Gateway {
+        let fanout = Arc::new(GatewayFanout::new(
+            self.shared.registry.clone(),
+            self.shared.config.max_message_bytes,
+        ));
+        let handler = Handler::new(stores.with_fanout(fanout), self.shared.config.clone());
+        self.set_api(Arc::new(Api::new(Arc::new(handler))));
+        self
+    }
+
+    fn set_api(&mut self, api: Arc<Api>) {
+        // Not serving yet: this is the only reference.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.api = Some(api);
+        }
     }
 
     /// Routes run through `invoker`; posts reach connections through the `@connections` API.
@@ -134,6 +160,7 @@ impl Gateway {
             local_port: local.port(),
             rooms: Mutex::new(BTreeSet::new()),
             shutdown: stopping,
+            api: None,
         });
         Ok(Gateway {
             shared,

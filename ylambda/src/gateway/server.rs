@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use base64::Engine;
 use futures::stream::{SplitSink, StreamExt};
@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use ylambda_shared::api::ApiError;
 use ylambda_shared::handler::requested_room;
 
 use super::connections::{CloseState, Connection, ConnectionMeta, Outgoing, OutgoingQueue};
@@ -56,9 +57,38 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/@connections/{id}", management())
         .route("/{stage}/@connections/{id}", management())
+        .route("/api/{*rest}", any(api))
         // Everything else is the WebSocket endpoint: API Gateway's URL is the stage, no room path.
         .fallback(websocket)
         .with_state(shared)
+}
+
+/// The HTTP API (`/api/...`, `ylambda_shared::api`): the body is read up to the API's limit, the
+/// answer is the API's as it is.
+async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    let Some(api) = shared.api.clone() else {
+        return message_json(StatusCode::NOT_FOUND, "the HTTP API is not served here");
+    };
+    let limit = api.max_body_bytes();
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return into_axum(ApiError::too_large(limit).into_response());
+    }
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        // Over the limit while streaming (no Content-Length), or the client went away.
+        Err(_) => return into_axum(ApiError::too_large(limit).into_response()),
+    };
+    into_axum(api.handle(http::Request::from_parts(parts, body)).await)
+}
+
+fn into_axum(response: ylambda_shared::api::ApiResponse) -> Response {
+    response.map(Body::from)
 }
 
 /// The stage a path names: `/` is the default stage `local`, `/{stage}` names one. Deeper paths
