@@ -509,7 +509,11 @@ async fn cost_model(profile: DocStoreKind) {
     );
     // The promises the cost model rests on.
     let (_, connect, connect_redis, _) = meter.row("doc: $connect");
-    assert_eq!(connect.get("dynamodb:PutItem"), Some(&1));
+    assert_eq!(
+        connect.get("dynamodb:TransactWriteItems"),
+        Some(&1),
+        "the membership, the room's activity and the event in one transaction: {connect:?}"
+    );
     assert_eq!(
         connect.get("dynamodb:Query"),
         Some(&1),
@@ -642,11 +646,17 @@ async fn cost_model(profile: DocStoreKind) {
     assert_eq!(
         last.get("dynamodb:UpdateItem"),
         Some(&match profile {
-            DocStoreKind::Redis => 1,
+            DocStoreKind::Redis => 2,
             // and the trim's tombstone
-            DocStoreKind::Dynamodb => 2,
+            DocStoreKind::Dynamodb => 3,
         }),
-        "the snapshot is recorded in the room's meta item: {last:?}"
+        "the snapshot is recorded in the room's meta item, and the empty room leaves the \
+         listing: {last:?}"
+    );
+    assert_eq!(
+        last.get("dynamodb:TransactWriteItems"),
+        Some(&1),
+        "the membership leaves with its count and event in one transaction: {last:?}"
     );
     let (_, join, _, join_posts) = meter.row("doc: join sync (2 in room)");
     assert!(!join.contains_key("s3:PutObject"), "{join:?}");

@@ -27,6 +27,9 @@ pub mod action {
     ];
 }
 
+/// Write units of one room-directory transaction: three items at two units each.
+const DIRECTORY_TRANSACTION_UNITS: u64 = 6;
+
 /// One action's calls: AWS operations by name, Redis commands in all, posts to connections.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -46,18 +49,21 @@ impl ActionCalls {
             .sum()
     }
 
-    /// DynamoDB write request units: one per write call, two per transactional item
-    /// (TransactWriteItems is only used by pastes over 350 KB, counted as one item).
+    /// DynamoDB write request units: one per write call, two per transactional item. The
+    /// priced actions' transactions are the room directory's (a membership, its room's activity
+    /// and a connection event: three items, six units); pastes over 350 KB also use them, but
+    /// are not priced.
     pub fn write_units(&self) -> u64 {
         let one = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"]
             .iter()
             .filter_map(|op| self.dynamodb.get(*op))
             .sum::<u64>();
-        one + 2 * self
-            .dynamodb
-            .get("TransactWriteItems")
-            .copied()
-            .unwrap_or(0)
+        one + DIRECTORY_TRANSACTION_UNITS
+            * self
+                .dynamodb
+                .get("TransactWriteItems")
+                .copied()
+                .unwrap_or(0)
     }
 
     pub fn s3_gets(&self) -> u64 {
