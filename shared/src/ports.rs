@@ -369,7 +369,65 @@ pub trait DocStore: Send + Sync {
     /// before the join finished (ARCHITECTURE.md invariant 21). A store that reports no roster
     /// versions from `append` does nothing here.
     async fn mark_roster_changed(&self, room: &str) -> StoreResult<()>;
+    /// Whether a dashboard viewer is watching: a flag [`DocStore::keep_watching`] keeps alive.
+    async fn watched(&self) -> StoreResult<bool>;
+    /// Says a viewer is watching for the next `for_ms` milliseconds (replacing the previous
+    /// deadline: every viewer renews it well before it passes).
+    async fn keep_watching(&self, for_ms: u64) -> StoreResult<()>;
+    /// Appends an event to the dashboard feed (kept about an hour, or the latest
+    /// [`DASHBOARD_FEED_KEEP`] events).
+    async fn emit(&self, event: &DashboardEvent) -> StoreResult<()>;
+    /// Feed events after `after` (a cursor a read returned), oldest first, waiting up to `wait`
+    /// for one. `None` starts at the feed's end: no events, only the cursor to read from.
+    async fn read_feed(
+        &self,
+        after: Option<&str>,
+        wait: std::time::Duration,
+    ) -> StoreResult<FeedRead>;
 }
+
+/// What the live dashboard is told, as it happens (only while someone watches).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DashboardEvent {
+    Opened {
+        room: String,
+        connection_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub: Option<String>,
+        at_ms: u64,
+    },
+    Closed {
+        room: String,
+        connection_id: String,
+        at_ms: u64,
+    },
+    /// `count` updates in `room` over the `ms` milliseconds before `at_ms`, from one process
+    /// (each process reports its own, at most once a second per room).
+    Updates {
+        room: String,
+        count: u64,
+        ms: u64,
+        at_ms: u64,
+    },
+    Compacted {
+        room: String,
+        updates: u64,
+        bytes: u64,
+        at_ms: u64,
+    },
+}
+
+/// Events a feed read found, and the cursor to read on from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedRead {
+    /// (cursor of the event, event), oldest first.
+    pub events: Vec<(String, DashboardEvent)>,
+    pub cursor: String,
+}
+
+/// The most events a dashboard feed keeps.
+pub const DASHBOARD_FEED_KEEP: usize = 1000;
 
 /// Bounds on messages that arrive in pieces (`YLAMBDA_MAX_ASSEMBLED_BYTES` and friends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

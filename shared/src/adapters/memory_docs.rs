@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use super::memory_feed::MemoryFeed;
 use super::memory_pieces::MemoryPieces;
 use crate::ports::{
-    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
-    RosterVersion, StoreError, StoreResult,
+    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
+    PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -21,6 +22,7 @@ pub struct MemoryDocStore {
     /// Message counts per connection: (window, count) of its latest window only, so memory is
     /// one entry per connection that sent in the last window (older entries are swept).
     rates: Mutex<HashMap<String, (u64, u64)>>,
+    feed: MemoryFeed,
 }
 
 #[derive(Default)]
@@ -213,6 +215,22 @@ impl DocStore for MemoryDocStore {
             r.roster = Some(RosterVersion::random());
             Ok(())
         })
+    }
+
+    async fn watched(&self) -> StoreResult<bool> {
+        self.feed.watched()
+    }
+
+    async fn keep_watching(&self, for_ms: u64) -> StoreResult<()> {
+        self.feed.keep_watching(for_ms)
+    }
+
+    async fn emit(&self, event: &DashboardEvent) -> StoreResult<()> {
+        self.feed.emit(event)
+    }
+
+    async fn read_feed(&self, after: Option<&str>, wait: Duration) -> StoreResult<FeedRead> {
+        self.feed.read(after, wait).await
     }
 }
 

@@ -8,6 +8,7 @@ mod fs_snapshots;
 mod http_fanout;
 mod memory_connections;
 mod memory_docs;
+mod memory_feed;
 mod memory_pieces;
 mod redis_docs;
 

@@ -541,6 +541,7 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     roster_versions(store).await;
     concurrent_appends(store).await;
     trims_racing_appends(store).await;
+    dashboard_feed(store).await;
     racing_compactions_take_one_lock(store).await;
 }
 
@@ -691,4 +692,93 @@ pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {
     assert!(store.get(&upper).await.unwrap().is_none());
     let sneaky = format!("../{room}");
     assert!(store.get(&sneaky).await.unwrap().is_none());
+}
+
+/// The dashboard feed: a watch flag that expires, events read in order past a cursor, a reader
+/// woken by a new event, and forged cursors refused. Other tests may share the feed (one Redis),
+/// so only this test's events (its own room) are looked at.
+async fn dashboard_feed(store: &dyn DocStore) {
+    use crate::ports::DashboardEvent;
+    use std::time::Duration;
+
+    store.keep_watching(60_000).await.unwrap();
+    assert!(
+        store.watched().await.unwrap(),
+        "watched while the flag lives"
+    );
+    store.keep_watching(1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(!store.watched().await.unwrap(), "the watch flag expires");
+
+    let room = unique("feed");
+    let start = store.read_feed(None, Duration::ZERO).await.unwrap();
+    assert!(start.events.is_empty(), "a new reader starts at the end");
+    let event = |n: u64| DashboardEvent::Updates {
+        room: room.clone(),
+        count: n,
+        ms: 1000,
+        at_ms: n,
+    };
+    for n in 1..=3 {
+        store.emit(&event(n)).await.unwrap();
+    }
+    let ours = |read: &crate::ports::FeedRead| -> Vec<DashboardEvent> {
+        read.events
+            .iter()
+            .map(|(_, e)| e.clone())
+            .filter(|e| matches!(e, DashboardEvent::Updates { room: r, .. } if *r == room))
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = start.cursor.clone();
+    for _ in 0..20 {
+        let read = store
+            .read_feed(Some(&cursor), Duration::from_secs(2))
+            .await
+            .unwrap();
+        seen.extend(ours(&read));
+        cursor = read.cursor;
+        if seen.len() >= 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![event(1), event(2), event(3)],
+        "events in order, once"
+    );
+    let again = store
+        .read_feed(Some(&cursor), Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(ours(&again).is_empty(), "nothing read twice");
+
+    // A waiting reader is handed the next event.
+    let waiting = store.read_feed(Some(&again.cursor), Duration::from_secs(10));
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.emit(&event(4)).await.unwrap();
+    };
+    let (read, ()) = tokio::join!(waiting, later);
+    let mut read = read.unwrap();
+    let mut cursor = read.cursor.clone();
+    while ours(&read).is_empty() {
+        read = store
+            .read_feed(Some(&cursor), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(!read.events.is_empty(), "the waiting reader got nothing");
+        cursor = read.cursor.clone();
+    }
+    assert_eq!(ours(&read), vec![event(4)]);
+
+    for forged in ["", "not a cursor", "x#1"] {
+        assert!(
+            matches!(
+                store.read_feed(Some(forged), Duration::ZERO).await,
+                Err(crate::ports::StoreError::BadCursor(_))
+            ),
+            "cursor {forged:?} accepted"
+        );
+    }
 }

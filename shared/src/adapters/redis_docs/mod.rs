@@ -42,6 +42,7 @@ use futures::{Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
+mod feed;
 mod pieces;
 mod wire;
 
@@ -54,8 +55,8 @@ use wire::{
 use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::unix_now_ms;
 use crate::ports::{
-    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
-    RosterVersion, StoreError, StoreResult,
+    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
+    PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -556,5 +557,21 @@ impl DocStore for RedisDocStore {
             .query_async::<()>(&mut self.conn())
             .await
             .map_err(|e| self.error("mark_roster_changed", room, e))
+    }
+
+    async fn watched(&self) -> StoreResult<bool> {
+        self.feed_watched().await
+    }
+
+    async fn keep_watching(&self, for_ms: u64) -> StoreResult<()> {
+        self.feed_keep_watching(for_ms).await
+    }
+
+    async fn emit(&self, event: &DashboardEvent) -> StoreResult<()> {
+        self.feed_emit(event).await
+    }
+
+    async fn read_feed(&self, after: Option<&str>, wait: Duration) -> StoreResult<FeedRead> {
+        self.feed_read(after, wait).await
     }
 }

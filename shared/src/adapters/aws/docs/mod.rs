@@ -25,6 +25,7 @@
 //!
 //! There is no relay channel: the Lambdas deliver by posting to connections, and the long-lived
 //! listeners of a direct server need Redis. `publish` does nothing and `append` ignores `relay`.
+mod feed;
 mod log;
 mod pieces;
 
@@ -40,8 +41,8 @@ use super::items::{self, condition_failed, key, number, s, Item};
 use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::{unix_now_ms, unix_now_secs};
 use crate::ports::{
-    Appended, AwarenessEntry, DocStore, LockToken, LogPosition, LogRead, PieceLimits, PieceOutcome,
-    StoreError, StoreResult,
+    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
+    PieceLimits, PieceOutcome, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -349,5 +350,21 @@ impl DocStore for DynamoDocStore {
     /// Nothing to do: `append` reports no roster version here (see `log::append`).
     async fn mark_roster_changed(&self, _room: &str) -> StoreResult<()> {
         Ok(())
+    }
+
+    async fn watched(&self) -> StoreResult<bool> {
+        self.feed_watched().await
+    }
+
+    async fn keep_watching(&self, for_ms: u64) -> StoreResult<()> {
+        self.feed_keep_watching(for_ms).await
+    }
+
+    async fn emit(&self, event: &DashboardEvent) -> StoreResult<()> {
+        self.feed_emit(event).await
+    }
+
+    async fn read_feed(&self, after: Option<&str>, wait: Duration) -> StoreResult<FeedRead> {
+        self.feed_read(after, wait).await
     }
 }
