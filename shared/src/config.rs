@@ -69,6 +69,10 @@ pub struct Config {
     pub connection_ttl: Duration,
     /// `YLAMBDA_FANOUT_CONCURRENCY`: how many posts one broadcast has in flight at once.
     pub fanout_concurrency: usize,
+    /// `YLAMBDA_DASHBOARD_CHECK_SECS`: how long a process trusts what it last read of the
+    /// dashboard's watch flag (so events cost nothing per event while nobody watches, and start
+    /// at most this long after the first viewer arrives).
+    pub dashboard_check: Duration,
     /// `YLAMBDA_MAX_ASSEMBLED_BYTES`: the largest client message accepted in pieces (bytes of
     /// y-websocket message, before base64).
     pub max_assembled_bytes: usize,
@@ -120,6 +124,7 @@ impl Default for Config {
             compact_log_entries: 1000,
             // A connection lives at most 2 h; ten more minutes covers clock skew and slow cleanup.
             connection_ttl: Duration::from_secs(7800),
+            dashboard_check: Duration::from_secs(10),
             fanout_concurrency: 32,
             max_assembled_bytes: 16 * 1024 * 1024,
             // 16 MiB in base64 is ~683 pieces of 32 KB.
@@ -438,6 +443,10 @@ impl Config {
         config.connection_ttl = Duration::from_secs(number(
             "YLAMBDA_CONNECTION_TTL_SECS",
             config.connection_ttl.as_secs(),
+        )?);
+        config.dashboard_check = Duration::from_secs(number(
+            "YLAMBDA_DASHBOARD_CHECK_SECS",
+            config.dashboard_check.as_secs(),
         )?);
         config.fanout_concurrency = number(
             "YLAMBDA_FANOUT_CONCURRENCY",

@@ -220,8 +220,14 @@ async fn cost_model(profile: DocStoreKind) {
             snapshots: snapshots.clone(),
             fanout: posts.clone(),
         },
-        Config::default(),
+        // The dashboard's watch flag is read once, below, and trusted for the whole run: the
+        // rows then show what an event costs while nobody watches (nothing).
+        Config {
+            dashboard_check: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        },
     );
+    assert!(!handler.check_dashboard().await, "nobody watches yet");
     let mut meter = Meter {
         aws: aws.clone(),
         redis,
@@ -373,6 +379,22 @@ async fn cost_model(profile: DocStoreKind) {
             },
         )
         .await;
+    // A dashboard viewer arrives: an update now also reports to the feed.
+    handler.keep_watching(60_000).await.unwrap();
+    let watched_update = text_edit(&doc, 0, "> ");
+    meter
+        .measure(
+            "doc: update (2 in room), dashboard watched",
+            send(
+                "a",
+                Route::Default,
+                event(DEFAULT, "A=", None, Some(watched_update)),
+            ),
+        )
+        .await;
+    docs.keep_watching(1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(!handler.check_dashboard().await, "the viewer left");
     meter
         .measure(
             "doc: awareness change (2 in room)",
@@ -557,6 +579,25 @@ async fn cost_model(profile: DocStoreKind) {
         steady_queries,
         "members unless remembered + the log: {upd:?}"
     );
+    // The dashboard costs nothing while nobody watches (every row above and the priced counts
+    // in measured-calls.json are unchanged by it), and one feed write per update while someone
+    // does (one per room and second, see handler/dashboard.rs).
+    let (_, watched, watched_redis, _) = meter.row("doc: update (2 in room), dashboard watched");
+    match profile {
+        DocStoreKind::Redis => {
+            assert_eq!(upd_redis.get("xadd"), Some(&1), "{upd_redis:?}");
+            assert_eq!(
+                watched_redis.get("xadd"),
+                Some(&2),
+                "log + feed: {watched_redis:?}"
+            );
+        }
+        DocStoreKind::Dynamodb => assert_eq!(
+            watched.get("dynamodb:PutItem"),
+            Some(&2),
+            "log entry + feed event: {watched:?}"
+        ),
+    }
     let (_, first_upd, _, _) = meter.row("doc: first update after a join (2 in room)");
     assert_eq!(
         first_upd.get("dynamodb:Query"),

@@ -8,7 +8,7 @@ use super::{refused, requested_room, Handler, HandlerError, HandlerResult};
 use crate::adapters::unix_now_secs;
 use crate::auth::opens;
 use crate::config::RATE_WINDOW_SECS;
-use crate::ports::{Credential, Membership, Scope};
+use crate::ports::{Credential, DashboardEvent, Membership, Scope};
 use crate::protocol::{transport, ywebsocket};
 
 /// A `Sec-WebSocket-Protocol` entry that carries a token: `token.` then the JWT (a browser
@@ -96,6 +96,12 @@ impl Handler {
             token_expires_at: g.expires_at,
             rooms: Vec::new(),
         });
+        let opened = DashboardEvent::Opened {
+            room: room.to_string(),
+            connection_id: connection_id.to_string(),
+            sub: membership.credential.as_ref().and_then(|c| c.sub.clone()),
+            at_ms: membership.joined_at_ms,
+        };
         self.ports.connections.join(membership).await?;
         // After the record is written, never before (invariant 21). Without the new version,
         // processes that remember the room's old member list would not relay to this
@@ -107,6 +113,7 @@ impl Handler {
             }
             return Err(e.into());
         }
+        self.report(opened).await;
         Ok(accepted)
     }
 

@@ -45,6 +45,13 @@ impl Handler {
         } = &outcome
         {
             tracing::info!(room, entries, snapshot_bytes, "compacted");
+            self.report(crate::ports::DashboardEvent::Compacted {
+                room: room.to_string(),
+                updates: *entries as u64,
+                bytes: *snapshot_bytes as u64,
+                at_ms: unix_now_ms(),
+            })
+            .await;
         }
         Ok(outcome)
     }

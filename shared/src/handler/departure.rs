@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{Handler, HandlerResult};
-use crate::ports::{Membership, Scope};
+use crate::ports::{DashboardEvent, Membership, Scope};
 use crate::protocol::{transport, ywebsocket};
 
 impl Handler {
@@ -36,6 +36,12 @@ impl Handler {
                 .await?;
             for membership in removed {
                 if let Scope::Room(room) = &membership.scope {
+                    self.report(DashboardEvent::Closed {
+                        room: room.clone(),
+                        connection_id: connection_id.clone(),
+                        at_ms: crate::adapters::unix_now_ms(),
+                    })
+                    .await;
                     // Not needed for correctness (a post to a connection that left answers
                     // 410), but it spares every relay of the room that post (invariant 21).
                     self.rosters.forget(room);
@@ -97,7 +103,9 @@ impl Handler {
             }
         }
         if others.iter().all(|m| gone.contains(&m.connection_id)) {
-            self.compact(room).await?;
+            // Boxed: a compaction's state (merge, snapshot write) is large, and the departure loop
+            // is already deep in a Lambda worker's stack (debug builds overflowed 2 MiB).
+            Box::pin(self.compact(room)).await?;
         }
         Ok(gone)
     }

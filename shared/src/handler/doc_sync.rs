@@ -236,6 +236,7 @@ impl Handler {
                 self.broadcast_update(&members, &frame, from).await?;
             }
         }
+        self.report_update(room).await;
         if self.activity.due(room) {
             let now = crate::adapters::unix_now_ms();
             if let Err(e) = self.ports.connections.touch_room(room, now).await {
@@ -246,7 +247,7 @@ impl Handler {
         if appended.entries > self.config.compact_log_entries
             || appended.bytes > self.config.compact_log_bytes
         {
-            if let Err(e) = self.compact(room).await {
+            if let Err(e) = Box::pin(self.compact(room)).await {
                 // The update is safe in the log; compaction is retried on the next append.
                 tracing::warn!(room, error = %e, "compaction failed");
             }

@@ -3,6 +3,7 @@
 mod activity_clock;
 mod admission;
 mod compaction;
+mod dashboard;
 mod delivery;
 mod departure;
 mod doc_sync;
@@ -26,6 +27,7 @@ use crate::protocol::pieces::is_piece_frame;
 
 pub use admission::{Accepted, TOKEN_PROTOCOL_PREFIX};
 pub use compaction::Compaction;
+pub use dashboard::WATCH_FOR;
 pub use documents::ServerUpdate;
 
 /// The adapters a handler runs on.
@@ -70,6 +72,8 @@ pub struct Handler {
     told_readonly: admission::ToldOnce,
     /// When edits last moved each room's activity in the directory.
     activity: activity_clock::ActivityClock,
+    /// The dashboard's watch flag as last read, and update counts (see `dashboard.rs`).
+    dashboard: dashboard::DashboardState,
     /// Checks tokens when `YLAMBDA_AUTH_SECRET` or `YLAMBDA_AUTH_JWKS_URL` is set.
     verifier: Option<Verifier>,
 }
@@ -84,6 +88,7 @@ impl Handler {
             rosters: roster_cache::RosterCache::default(),
             told_readonly: admission::ToldOnce::default(),
             activity: activity_clock::ActivityClock::default(),
+            dashboard: dashboard::DashboardState::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 mod auth;
 mod awareness;
 mod compaction;
+mod dashboard;
 mod delivery;
 mod doc_sync;
 mod limits;
