@@ -41,7 +41,7 @@ pub(super) async fn require_admin(handler: &Handler, request: &ApiRequest) -> Re
         None => Ok(()),
         Some(claims) if claims.admin == Some(true) => Ok(()),
         Some(_) => Err(ApiError::forbidden(
-            "listing rooms needs an admin token (ylambda token --admin)".into(),
+            "listing rooms and their events needs an admin token (ylambda token --admin)".into(),
         )),
     }
 }

@@ -72,6 +72,15 @@ impl ApiError {
         )
     }
 
+    pub fn not_streaming() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_streaming",
+            "the event stream needs a server that streams responses (ylambda dev, or a \
+             Function URL with response streaming)",
+        )
+    }
+
     pub fn into_response(self) -> ApiResponse {
         let mut response = json_response(
             self.status,

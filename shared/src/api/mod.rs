@@ -9,12 +9,14 @@
 //! | `GET /api/rooms/{room}` | the room's record, current connections, recent events |
 //! | `GET /api/rooms/{room}/state[?format=json]` | the merged document (`ETag`, 304, `max-age=3`) |
 //! | `POST /api/rooms/{room}/update` | a binary Yjs update, applied and relayed like a WebSocket one |
+//! | `GET /api/events` | the live dashboard feed, server-sent events (admin token; `Api::events`) |
 //!
 //! Room names are one percent-encoded path segment (`/` in a name is `%2F`). Errors are JSON,
 //! `{"error": code, "message": text}`.
 mod access;
 mod documents;
 mod errors;
+mod events;
 mod rooms;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::handler::Handler;
 pub use errors::ApiError;
+pub use events::{stream_headers, EventStream, MAX_STREAM};
 
 pub type ApiRequest = Request<Bytes>;
 pub type ApiResponse = Response<Bytes>;
@@ -40,6 +43,7 @@ pub struct Api {
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     Rooms,
+    Events,
     Room(String),
     State(String),
     Update(String),
@@ -71,6 +75,16 @@ impl Api {
         }
     }
 
+    /// `GET /api/events`: the dashboard feed as a stream of server-sent events (admin token).
+    /// Servers that can stream a response call this for that path instead of [`Api::handle`].
+    pub async fn events(&self, request: &ApiRequest) -> Result<EventStream, ApiError> {
+        if request.method() != Method::GET {
+            return Err(ApiError::method_not_allowed(&Method::GET));
+        }
+        access::require_admin(&self.handler, request).await?;
+        events::open(self.handler.clone(), request).await
+    }
+
     async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let route = parse_route(request.uri().path())?;
         let method = request.method();
@@ -88,6 +102,9 @@ impl Api {
             Route::Rooms => {
                 access::require_admin(&self.handler, request).await?;
                 rooms::list(&self.handler, request).await?
+            }
+            Route::Events => {
+                return Err(ApiError::not_streaming());
             }
             Route::Room(room) => {
                 access::require_room(&self.handler, request, room, false).await?;
@@ -127,6 +144,7 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
     };
     match segments.as_slice() {
         ["rooms"] | ["rooms", ""] => Ok(Route::Rooms),
+        ["events"] => Ok(Route::Events),
         ["rooms", name] => Ok(Route::Room(room(name)?)),
         ["rooms", name, "state"] => Ok(Route::State(room(name)?)),
         ["rooms", name, "update"] => Ok(Route::Update(room(name)?)),

@@ -10,7 +10,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { startServer, cleanup, syncedClient, waitFor, roomName, serverBin, Y } from '../lib/helpers.js'
+import { startServer, cleanup, syncedClient, waitFor, roomName, serverBin, delay, Y } from '../lib/helpers.js'
 
 const SECRET = 'e2e api secret, long enough for HS256'
 let server
@@ -158,4 +158,73 @@ test('with access control on: bearer tokens, admin for listing, read-only cannot
   assert.equal((await get(secured, '/api/rooms', { Authorization: `Bearer ${writer}` })).status, 403)
   assert.equal((await get(secured, '/api/rooms', { Authorization: `Bearer ${admin}` })).status, 200)
   assert.equal((await get(secured, `/api/rooms/${encodeURIComponent(room)}?token=${reader}`)).status, 200)
+})
+
+/** Reads a server-sent event stream into `events` ({ id, event, data }) until `stop()`. */
+const sse = (base, path, headers = {}) => {
+  const events = []
+  const controller = new AbortController()
+  const done = (async () => {
+    const res = await fetch(base.httpUrl + path, { headers, signal: controller.signal })
+    events.status = res.status
+    events.contentType = res.headers.get('content-type')
+    if (res.status !== 200) return
+    const decoder = new TextDecoder()
+    let buffered = ''
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk, { stream: true })
+      let cut
+      while ((cut = buffered.indexOf('\n\n')) >= 0) {
+        const block = buffered.slice(0, cut)
+        buffered = buffered.slice(cut + 2)
+        const fields = {}
+        for (const line of block.split('\n')) {
+          const m = /^([a-z]+): ?(.*)$/i.exec(line)
+          if (m) fields[m[1]] = m[2]
+        }
+        if (fields.data !== undefined) events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) })
+      }
+    }
+  })().catch((err) => { if (err.name !== 'AbortError') events.error = err })
+  return { events, stop: async () => { controller.abort(); await done } }
+}
+
+test('the event stream: current rooms first, then connections opening and closing, resumable', async () => {
+  // Processes other than the stream's (the Lambda binaries) read the watch flag at most once per
+  // YLAMBDA_DASHBOARD_CHECK_SECS: 1 s here, so the test waits a second after the stream opens.
+  const server = await startServer({ env: { YLAMBDA_DASHBOARD_CHECK_SECS: '1' } })
+  const room = roomName('api events')
+  const early = await syncedClient(server, room)
+  const stream = sse(server, '/api/events')
+  await waitFor(() => stream.events.some((e) => e.event === 'rooms' &&
+    e.data.rooms.some((r) => r.room === room && r.connections === 1)), 10000, 'the current rooms, first')
+  assert.equal(stream.events.contentType, 'text/event-stream')
+  await delay(1200)
+  const late = await syncedClient(server, room)
+  late.text.insert(0, 'typed while watched')
+  await waitFor(() => stream.events.some((e) => e.event === 'opened' && e.data.room === room),
+    15000, 'the new connection is reported')
+  await waitFor(() => stream.events.some((e) => e.event === 'updates' && e.data.room === room),
+    15000, 'the update is counted')
+  late.destroy()
+  const closed = await waitFor(() => stream.events.find((e) => e.event === 'closed' && e.data.room === room),
+    15000, 'the departure is reported')
+  assert.ok(closed.id, 'feed events carry an id')
+  await stream.stop()
+  // Resuming after the `opened` event replays what came after it.
+  const opened = stream.events.find((e) => e.event === 'opened' && e.data.room === room)
+  const resumed = sse(server, '/api/events', { 'Last-Event-ID': opened.id })
+  await waitFor(() => resumed.events.some((e) => e.event === 'closed' && e.data.room === room),
+    10000, 'a resumed stream replays events after its Last-Event-ID')
+  assert.ok(!resumed.events.some((e) => e.event === 'opened' && e.data.room === room), 'nothing before it')
+  await resumed.stop()
+  early.destroy()
+  const forged = sse(server, '/api/events', { 'Last-Event-ID': 'forged' })
+  await waitFor(() => forged.events.status !== undefined, 5000, 'an answer')
+  assert.equal(forged.events.status, 400)
+  await forged.stop()
+  const locked = sse(secured, '/api/events', { Authorization: `Bearer ${mint('--room', room)}` })
+  await waitFor(() => locked.events.status !== undefined, 5000, 'an answer')
+  assert.equal(locked.events.status, 403, 'a room token cannot watch every room')
+  await locked.stop()
 })

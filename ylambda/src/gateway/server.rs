@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use futures::stream::{SplitSink, StreamExt};
@@ -57,6 +57,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/@connections/{id}", management())
         .route("/{stage}/@connections/{id}", management())
+        .route("/api/events", get(api_events))
         .route("/api/{*rest}", any(api))
         // Everything else is the WebSocket endpoint: API Gateway's URL is the stage, no room path.
         .fallback(websocket)
@@ -85,6 +86,38 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Err(_) => return into_axum(ApiError::too_large(limit).into_response()),
     };
     into_axum(api.handle(http::Request::from_parts(parts, body)).await)
+}
+
+/// `GET /api/events`: the dashboard's server-sent events, streamed until the client leaves, the
+/// stream's time is up, or the server shuts down (graceful shutdown waits for open requests).
+async fn api_events(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(api) = shared.api.clone() else {
+        return message_json(StatusCode::NOT_FOUND, "the HTTP API is not served here");
+    };
+    let (parts, _) = request.into_parts();
+    let request = http::Request::from_parts(parts, bytes::Bytes::new());
+    match api.events(&request).await {
+        Ok(stream) => {
+            let mut stop = shared.shutdown.clone();
+            let stopping = async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            let stream = stream
+                .take_until(Box::pin(stopping))
+                .map(Ok::<_, std::convert::Infallible>);
+            let mut response = Response::new(Body::from_stream(stream));
+            for (name, value) in ylambda_shared::api::stream_headers() {
+                response
+                    .headers_mut()
+                    .insert(name, header::HeaderValue::from_static(value));
+            }
+            response
+        }
+        Err(error) => into_axum(error.into_response()),
+    }
 }
 
 fn into_axum(response: ylambda_shared::api::ApiResponse) -> Response {
