@@ -90,9 +90,10 @@ pub(super) async fn open(
 }
 
 /// The headers of an event stream.
-pub fn stream_headers() -> [(header::HeaderName, &'static str); 3] {
+pub fn stream_headers() -> [(header::HeaderName, &'static str); 4] {
     [
         (header::CONTENT_TYPE, "text/event-stream"),
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         (header::CACHE_CONTROL, "no-cache"),
         // Tells nginx-like proxies not to buffer the stream.
         (header::HeaderName::from_static("x-accel-buffering"), "no"),

@@ -62,7 +62,34 @@ impl Api {
 
     /// Answers one request; never fails (errors are JSON answers).
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        match self.route(&request).await {
+        let mut response = self.answer(&request).await;
+        cors(response.headers_mut());
+        response
+    }
+
+    async fn answer(&self, request: &ApiRequest) -> ApiResponse {
+        if request.method() == Method::OPTIONS {
+            // A browser's preflight for a cross-origin call (the dashboard hosted on S3).
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            let headers = response.headers_mut();
+            headers.insert(
+                http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                http::HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            headers.insert(
+                http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                http::HeaderValue::from_static(
+                    "Authorization, Content-Type, If-None-Match, Last-Event-ID",
+                ),
+            );
+            headers.insert(
+                http::header::ACCESS_CONTROL_MAX_AGE,
+                http::HeaderValue::from_static("600"),
+            );
+            return response;
+        }
+        match self.route(request).await {
             Ok(response) => response,
             Err(error) => {
                 if error.status.is_server_error() {
@@ -126,6 +153,19 @@ impl Api {
             response
         })
     }
+}
+
+/// Cross-origin access for browsers: the API's answers are for bearer-token callers (no
+/// cookies), so any origin may read them, the `ETag` included.
+pub fn cors(headers: &mut http::HeaderMap) {
+    headers.insert(
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        http::HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        http::HeaderValue::from_static("ETag"),
+    );
 }
 
 /// The route a path names; room names are percent-decoded (and must be UTF-8).

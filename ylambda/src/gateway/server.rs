@@ -58,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/@connections/{id}", management())
         .route("/{stage}/@connections/{id}", management())
         .route("/api/events", get(api_events))
+        .route("/dashboard", get(dashboard))
         .route("/api/{*rest}", any(api))
         // Everything else is the WebSocket endpoint: API Gateway's URL is the stage, no room path.
         .fallback(websocket)
@@ -86,6 +87,15 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Err(_) => return into_axum(ApiError::too_large(limit).into_response()),
     };
     into_axum(api.handle(http::Request::from_parts(parts, body)).await)
+}
+
+/// The dashboard page (`ylambda/static/dashboard.html`, also deployable as a static file).
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../static/dashboard.html"),
+    )
+        .into_response()
 }
 
 /// `GET /api/events`: the dashboard's server-sent events, streamed until the client leaves, the
