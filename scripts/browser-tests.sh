@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real browsers against `ylambda dev`: two headless Chromium contexts become WebRTC peers
-# through its y-webrtc signaling, and y-websocket pages send and receive documents far larger
-# than API Gateway's 32 KB frame (in pieces), on the embedded backend and on DynamoDB + Redis + S3
+# through its y-webrtc signaling, y-websocket pages send and receive documents far larger
+# than API Gateway's 32 KB frame (in pieces), the dashboard follows rooms live, and two
+# pixel-board pages see each other's clicks, on the embedded backend and on DynamoDB + Redis + S3
 # (moto, redis-server), the documents also through the real Lambda binaries. Needs root (apt for
 # Chromium, and a network namespace).
 #
@@ -15,6 +16,8 @@ bin="${YLAMBDA_BIN:-$PWD/target/debug/ylambda}"
 
 bash scripts/install-chromium.sh
 (cd tests/browser && npm ci --no-audit --no-fund)
+# The pixel-board example the browser tests open (served by ylambda dev at /examples/).
+(cd examples/pixel-board && npm ci --no-audit --no-fund && npm run build)
 # The venv for moto must exist before entering the namespace (PyPI is outside it).
 YLAMBDA_VENV="$PWD/.ci-work/venv" YLAMBDA_STATE_DIR=.ci-work/venv-check \
   bash scripts/local-aws.sh start >/dev/null

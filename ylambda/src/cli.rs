@@ -160,6 +160,10 @@ struct DevArgs {
     /// Directory for room snapshots [default: ./.ylambda]
     #[arg(long, env = "YLAMBDA_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Directory served at /examples/ (the example pages, e.g. /examples/pixel-board/)
+    /// [default: ./examples if it exists]
+    #[arg(long, env = "YLAMBDA_EXAMPLES_DIR", value_name = "DIR")]
+    examples_dir: Option<PathBuf>,
     /// Run the built Lambda binaries instead of the handler in this process: DIR holds
     /// ylambda-connect, ylambda-disconnect and ylambda-message, flat (target/debug) or as
     /// NAME/bootstrap (cargo lambda's target/lambda). Needs YLAMBDA_BACKEND=aws: each process
@@ -384,6 +388,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             let stores = ylambda_shared::backends::stores(&config).await?;
             Gateway::with_stores(config, listener, stores)?
         }
+    };
+    let examples = args
+        .examples_dir
+        .clone()
+        .or_else(|| Some(PathBuf::from("examples")).filter(|d| d.is_dir()));
+    let gateway = match examples {
+        Some(dir) => gateway.with_examples(dir),
+        None => gateway,
     };
     // Exactly one line on stdout, parsed by tests and scripts that start us on port 0.
     let mut stdout = std::io::stdout().lock();

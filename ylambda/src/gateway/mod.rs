@@ -12,6 +12,7 @@ mod in_process;
 mod management;
 mod outgoing;
 mod server;
+mod static_files;
 mod throttle;
 
 use std::collections::BTreeSet;
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub throttles: throttle::RouteThrottles,
     /// The HTTP API (`/api/...`), when this gateway serves it.
     pub api: Option<Arc<Api>>,
+    /// The directory served at `/examples/`, if any.
+    pub examples_dir: Option<std::path::PathBuf>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then closes every connection with
@@ -127,6 +130,14 @@ impl Gateway {
         self
     }
 
+    /// Serves the files under `dir` at `/examples/` (the example pages, on the API's origin).
+    pub fn with_examples(mut self, dir: std::path::PathBuf) -> Gateway {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.examples_dir = Some(dir);
+        }
+        self
+    }
+
     fn set_api(&mut self, api: Arc<Api>) {
         // Not serving yet: this is the only reference.
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
@@ -161,6 +172,7 @@ impl Gateway {
             rooms: Mutex::new(BTreeSet::new()),
             shutdown: stopping,
             api: None,
+            examples_dir: None,
         });
         Ok(Gateway {
             shared,

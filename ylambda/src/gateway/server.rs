@@ -59,6 +59,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/{stage}/@connections/{id}", management())
         .route("/api/events", get(api_events))
         .route("/dashboard", get(dashboard))
+        .route("/examples/{*path}", get(example))
         .route("/api/{*rest}", any(api))
         // Everything else is the WebSocket endpoint: API Gateway's URL is the stage, no room path.
         .fallback(websocket)
@@ -87,6 +88,20 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Err(_) => return into_axum(ApiError::too_large(limit).into_response()),
     };
     into_axum(api.handle(http::Request::from_parts(parts, body)).await)
+}
+
+/// `GET /examples/{path}`: a file of the examples directory, when one is configured.
+async fn example(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    match &shared.examples_dir {
+        Some(dir) => super::static_files::serve(dir, &path).await,
+        None => message_json(
+            StatusCode::NOT_FOUND,
+            "no examples directory (--examples-dir)",
+        ),
+    }
 }
 
 /// The dashboard page (`ylambda/static/dashboard.html`, also deployable as a static file).
