@@ -9,6 +9,7 @@ pub mod config;
 pub mod doc;
 pub mod handler;
 pub mod lambda;
+pub mod lambda_api;
 pub mod ports;
 pub mod protocol;
 
