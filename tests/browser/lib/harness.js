@@ -12,6 +12,9 @@ import { existsSync } from 'node:fs'
 import { resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { ylambdaWebSocket } from 'ylambda-client'
 import * as dev from '../../lib/server.mjs'
 
 const browserDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -181,4 +184,27 @@ export const describePeers = async (peers, server) => {
   }
   if (server) parts.push(`--- server log (last 4 kB):\n${server.log().slice(-4000)}`)
   return parts.join('\n')
+}
+
+// ------------------------------------------------------------------------------------------------
+// Node clients
+
+/**
+ * A Node y-websocket client over Node's built-in WebSocket (which, like a browser, sends every
+ * message as one frame), through the ylambda-client adapter. The caller destroys it.
+ * @param {{ url: string }} server
+ * @param {string} room
+ */
+export const nodeClient = (server, room) => {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(server.url, room, doc, {
+    WebSocketPolyfill: /** @type {any} */ (ylambdaWebSocket({ WebSocket: globalThis.WebSocket })),
+    disableBc: true
+  })
+  return {
+    doc,
+    text: doc.getText('text'),
+    synced: () => provider.wsconnected && provider.synced,
+    destroy () { provider.destroy(); doc.destroy() }
+  }
 }

@@ -6,10 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
 import { resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
-import { ylambdaWebSocket } from 'ylambda-client'
-import { startServer, launchBrowser, waitFor, serverProblems } from '../lib/harness.js'
+import { startServer, launchBrowser, waitFor, serverProblems, nodeClient as harnessNodeClient } from '../lib/harness.js'
 
 const backend = process.env.YLAMBDA_BACKEND || 'embedded'
 const artifacts = resolve(dirname(fileURLToPath(import.meta.url)), '../../../target/test-artifacts/browser')
@@ -37,18 +34,11 @@ after(async () => {
 
 const httpUrl = () => server.url.replace(/^ws:/, 'http:')
 
-/** A Node y-websocket client over Node's built-in WebSocket. */
+/** A Node y-websocket client (harness.js), destroyed at the end. */
 const nodeClient = (room) => {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(server.url, room, doc, {
-    WebSocketPolyfill: /** @type {any} */ (ylambdaWebSocket({ WebSocket: globalThis.WebSocket })),
-    disableBc: true
-  })
-  const client = {
-    text: doc.getText('text'),
-    synced: () => provider.wsconnected && provider.synced,
-    destroy () { clients.delete(client); provider.destroy(); doc.destroy() }
-  }
+  const client = harnessNodeClient(server, room)
+  const destroy = client.destroy
+  client.destroy = () => { clients.delete(client); destroy() }
   clients.add(client)
   return client
 }

@@ -8,9 +8,7 @@
 import { test, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
-import { ylambdaWebSocket } from 'ylambda-client'
-import { startServer, launchBrowser, waitFor, serverProblems } from '../lib/harness.js'
+import { startServer, launchBrowser, waitFor, serverProblems, nodeClient as harnessNodeClient } from '../lib/harness.js'
 import { startPageServer } from '../lib/page-server.js'
 
 const backend = process.env.YLAMBDA_BACKEND || 'embedded'
@@ -76,19 +74,9 @@ const mixedText = (chars) => {
   return out.slice(0, chars)
 }
 
-/** A Node y-websocket client over Node's built-in WebSocket (also one frame per message). */
+/** A Node y-websocket client (harness.js), destroyed after each test. */
 const nodeClient = (room) => {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(server.url, room, doc, {
-    WebSocketPolyfill: /** @type {any} */ (ylambdaWebSocket({ WebSocket: globalThis.WebSocket })),
-    disableBc: true
-  })
-  const client = {
-    doc,
-    text: doc.getText('text'),
-    synced: () => provider.wsconnected && provider.synced,
-    destroy () { provider.destroy(); doc.destroy() }
-  }
+  const client = harnessNodeClient(server, room)
   nodeClients.add(client)
   return client
 }

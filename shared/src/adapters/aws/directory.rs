@@ -141,7 +141,6 @@ pub(super) async fn transact(
     what: &str,
     actions: Vec<TransactWriteItem>,
 ) -> StoreResult<bool> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     match store
         .client()
         .transact_write_items()
@@ -150,25 +149,11 @@ pub(super) async fn transact(
         .await
     {
         Ok(_) => Ok(true),
-        Err(e) => {
-            let condition_failed = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
-                    .cancellation_reasons
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|r| r.code.as_deref() == Some("ConditionalCheckFailed")),
-                _ => false,
-            };
-            if condition_failed {
-                Ok(false)
-            } else {
-                Err(backend_error(
-                    format!("TransactWriteItems {what} in table {}", store.table()),
-                    e,
-                ))
-            }
-        }
+        Err(e) if super::items::transaction_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend_error(
+            format!("TransactWriteItems {what} in table {}", store.table()),
+            e,
+        )),
     }
 }
 

@@ -125,6 +125,26 @@ pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
+/// Whether a TransactWriteItems was cancelled because a condition of one of its items did not
+/// hold (rather than for throttling, a conflict with another transaction, or an outage).
+pub(crate) fn transaction_condition_failed<R>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
+            .cancellation_reasons
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.code.as_deref() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
 /// Whether a request failed only because its condition did not hold.
 pub(crate) fn condition_failed<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where

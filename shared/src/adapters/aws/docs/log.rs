@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{blob, get_bytes, get_u64, pause, room_pk, DynamoDocStore};
-use crate::adapters::aws::items::condition_failed;
 use crate::adapters::aws::items::{self, key, number, s, Item};
+use crate::adapters::aws::items::{condition_failed, transaction_condition_failed};
 use crate::doc::split::split_update_v1;
 use crate::ports::{Appended, LogPosition, LogRead, StoreError, StoreResult};
 
@@ -226,26 +226,10 @@ async fn write_entries(store: &DynamoDocStore, mut items: Vec<Item>) -> Result<(
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) => {
-            use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-            let raced = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
-                    .cancellation_reasons
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|r| r.code.as_deref() == Some("ConditionalCheckFailed")),
-                _ => false,
-            };
-            if raced {
-                Err(Written::Raced)
-            } else {
-                Err(Written::Failed(store.error(
-                    format!("TransactWriteItems ({count} log entries)"),
-                    e,
-                )))
-            }
-        }
+        Err(e) if transaction_condition_failed(&e) => Err(Written::Raced),
+        Err(e) => Err(Written::Failed(
+            store.error(format!("TransactWriteItems ({count} log entries)"), e),
+        )),
     }
 }
 
