@@ -14,6 +14,10 @@
 #               here), which bounds how fast the idle shape's 2,000 clients connect.
 #   reference   @y/websocket-server 0.1.1, in memory (binary y-websocket)
 #   hocuspocus  @hocuspocus/server 4.7, no extensions (Hocuspocus' protocol)
+#   ysweet      y-sweet 0.9.1 (`y-sweet serve DIR`, filesystem store, no auth; binary y-websocket
+#               on /d/{doc}/ws/{doc}). Not from npm: install it with `cargo install y-sweet
+#               --locked` (a ~20 min build on 2 cores); $YSWEET_BIN, else `y-sweet` on PATH or in
+#               ~/.cargo/bin. Without it the full run says so and leaves it out.
 # Shapes:
 #   sweep   1 room x 50 clients at increasing offered rates (edits/s over all clients)
 #   rooms   100 rooms x 2 clients at 10,000 edits/s
@@ -56,7 +60,7 @@ if $smoke; then
     idle_clients=100
     profile=debug
 else
-    : "${servers:=embedded aws reference hocuspocus}"
+    : "${servers:=embedded aws reference hocuspocus ysweet}"
     rates="100 500 1000 2000 5000 10000"
     duration=10
     rooms_rate=10000
@@ -74,6 +78,13 @@ if [ -z "${YLAMBDA_BIN:-}" ]; then
     YLAMBDA_BIN="$PWD/target/$profile/ylambda"
 fi
 bin="$YLAMBDA_BIN"
+
+# y-sweet is a cargo binary, not an npm package: use it if it is installed, else say why not.
+ysweet_bin="${YSWEET_BIN:-$(command -v y-sweet || echo "$HOME/.cargo/bin/y-sweet")}"
+if [[ " $servers " == *" ysweet "* ]] && [ ! -x "$ysweet_bin" ]; then
+    say "y-sweet is not installed ($ysweet_bin): leaving it out (cargo install y-sweet --locked)"
+    servers="$(echo " $servers " | sed 's/ ysweet / /; s/^ *//; s/ *$//')"
+fi
 
 if [ ! -d benches/peers/node_modules ]; then
     say "installing the peer servers (npm ci in benches/peers)"
@@ -162,7 +173,17 @@ start_server() {
             server_pid=$!
             server_url="$(wait_for_line "$log" 'ws://127\.0\.0\.1:[0-9]+')"
             ;;
-        *) say "unknown server $name (embedded, aws, reference, hocuspocus)"; exit 2 ;;
+        ysweet)
+            wire=ysweet
+            port="$(free_port)"
+            rm -rf "$work/ysweet-data"
+            mkdir -p "$work/ysweet-data"
+            "$ysweet_bin" serve "$work/ysweet-data" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+            server_pid=$!
+            wait_for_line "$log" "Listening on ws://127\.0\.0\.1:$port" >/dev/null
+            server_url="ws://127.0.0.1:$port"
+            ;;
+        *) say "unknown server $name (embedded, aws, reference, hocuspocus, ysweet)"; exit 2 ;;
     esac
 }
 

@@ -89,7 +89,7 @@ pub fn write(results: &[Measurement], machine: &str, out: &Path) -> Result<(), R
 
 /// The servers in the results, ylambda's first, in a stable order.
 pub fn servers(results: &[Measurement]) -> Vec<String> {
-    let order = ["embedded", "aws", "reference", "hocuspocus"];
+    let order = ["embedded", "aws", "reference", "hocuspocus", "ysweet"];
     let present: BTreeSet<&str> = results.iter().map(|m| m.server.as_str()).collect();
     let mut out: Vec<String> = order
         .iter()
@@ -111,6 +111,7 @@ pub fn label(server: &str) -> &str {
         "aws" => "ylambda dev (redis + moto)",
         "reference" => "@y/websocket-server 0.1.1",
         "hocuspocus" => "@hocuspocus/server 4.7",
+        "ysweet" => "y-sweet 0.9.1 (filesystem store)",
         other => other,
     }
 }

@@ -27,11 +27,15 @@ pub enum Wire {
     /// Hocuspocus: binary frames, each message prefixed with its document's name, one socket may
     /// carry many documents; an auth message opens each document.
     Hocuspocus,
+    /// y-sweet (`y-sweet serve`): the y-websocket protocol in binary frames, on the path its
+    /// client library opens, `/d/{doc}/ws/{doc}` (without `--auth` the server creates a
+    /// document at its first connection, so no `POST /doc/new` is needed).
+    YSweet,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("unknown protocol {0:?} (apigw, ywebsocket or hocuspocus)")]
+    #[error("unknown protocol {0:?} (apigw, ywebsocket, hocuspocus or ysweet)")]
     UnknownProtocol(String),
     #[error("a text frame where {0} sends binary ones")]
     UnexpectedText(Wire),
@@ -49,6 +53,7 @@ impl FromStr for Wire {
             "apigw" | "api-gateway" => Ok(Wire::ApiGateway),
             "ywebsocket" | "y-websocket" => Ok(Wire::YWebsocket),
             "hocuspocus" => Ok(Wire::Hocuspocus),
+            "ysweet" | "y-sweet" => Ok(Wire::YSweet),
             other => Err(WireError::UnknownProtocol(other.to_string())),
         }
     }
@@ -60,6 +65,7 @@ impl fmt::Display for Wire {
             Wire::ApiGateway => "apigw",
             Wire::YWebsocket => "ywebsocket",
             Wire::Hocuspocus => "hocuspocus",
+            Wire::YSweet => "ysweet",
         })
     }
 }
@@ -87,6 +93,7 @@ impl Wire {
                 format!("{base}{slash}?room={room}")
             }
             Wire::YWebsocket => format!("{base}/{room}"),
+            Wire::YSweet => format!("{base}/d/{room}/ws/{room}"),
             Wire::Hocuspocus => base.to_string(),
         }
     }
@@ -103,7 +110,7 @@ impl Wire {
                 write_var_str(&mut out, "");
                 vec![Message::binary(out)]
             }
-            Wire::ApiGateway | Wire::YWebsocket => Vec::new(),
+            Wire::ApiGateway | Wire::YWebsocket | Wire::YSweet => Vec::new(),
         }
     }
 
@@ -111,7 +118,7 @@ impl Wire {
     pub fn frame(self, room: &str, message: &[u8]) -> Message {
         match self {
             Wire::ApiGateway => Message::text(encode_frame(message)),
-            Wire::YWebsocket => Message::binary(message.to_vec()),
+            Wire::YWebsocket | Wire::YSweet => Message::binary(message.to_vec()),
             Wire::Hocuspocus => {
                 let mut out = Vec::with_capacity(room.len() + 1 + message.len());
                 write_var_str(&mut out, room);
@@ -135,7 +142,7 @@ impl Wire {
             _ => return Ok(Vec::new()),
         };
         let messages = match self {
-            Wire::ApiGateway | Wire::YWebsocket => bytes.as_slice(),
+            Wire::ApiGateway | Wire::YWebsocket | Wire::YSweet => bytes.as_slice(),
             Wire::Hocuspocus => {
                 // name, then one message; only sync messages use the y-websocket layout (auth
                 // answers, sync statuses and stateless messages have their own).
@@ -191,13 +198,14 @@ mod tests {
             "wss://x.example/prod?room=r"
         );
         assert_eq!(Wire::YWebsocket.url("ws://h:1/", "r"), "ws://h:1/r");
+        assert_eq!(Wire::YSweet.url("ws://h:1", "r"), "ws://h:1/d/r/ws/r");
         assert_eq!(Wire::Hocuspocus.url("ws://h:1", "r"), "ws://h:1");
     }
 
     #[test]
     fn frames_round_trip_through_each_wire() {
         let update = vec![1, 2, 3];
-        for wire in [Wire::ApiGateway, Wire::YWebsocket, Wire::Hocuspocus] {
+        for wire in [Wire::ApiGateway, Wire::YWebsocket, Wire::Hocuspocus, Wire::YSweet] {
             let frame = wire.frame("room", &encode_update(&update));
             assert_eq!(
                 wire.sync_messages(&frame).unwrap(),
