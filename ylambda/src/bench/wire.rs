@@ -205,7 +205,12 @@ mod tests {
     #[test]
     fn frames_round_trip_through_each_wire() {
         let update = vec![1, 2, 3];
-        for wire in [Wire::ApiGateway, Wire::YWebsocket, Wire::Hocuspocus, Wire::YSweet] {
+        for wire in [
+            Wire::ApiGateway,
+            Wire::YWebsocket,
+            Wire::Hocuspocus,
+            Wire::YSweet,
+        ] {
             let frame = wire.frame("room", &encode_update(&update));
             assert_eq!(
                 wire.sync_messages(&frame).unwrap(),
