@@ -56,6 +56,11 @@ impl fmt::Display for Scope {
     }
 }
 
+/// The endpoint of a connection served by a `ylambda serve` instance: `direct:{instance id}`.
+/// Nobody posts to such a connection: its instance delivers room and topic traffic to it from
+/// the relay channel (ARCHITECTURE.md invariant 25).
+pub const DIRECT_ENDPOINT_PREFIX: &str = "direct:";
+
 /// One connection's membership of one room or topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
@@ -71,6 +76,14 @@ pub struct Membership {
     pub expires_at: u64,
     /// What the connection's token granted, when access control is on.
     pub credential: Option<Credential>,
+}
+
+impl Membership {
+    /// Whether the connection gets room and topic traffic from the relay channel (a direct
+    /// instance's client) rather than from posts.
+    pub fn hears_the_channel(&self) -> bool {
+        self.endpoint.starts_with(DIRECT_ENDPOINT_PREFIX)
+    }
 }
 
 /// The part of a connection's token its records keep: who it is (for logs and the dashboard),
@@ -311,6 +324,48 @@ impl AwarenessEntry {
     }
 }
 
+/// A relay channel. Every room and every signaling topic has one; [`DocStore::append`] publishes
+/// on the room's, [`DocStore::publish`] on either (ARCHITECTURE.md invariant 25).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Room(String),
+    Topic(String),
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Channel::Room(room) => write!(f, "room {room:?}"),
+            Channel::Topic(topic) => write!(f, "topic {topic:?}"),
+        }
+    }
+}
+
+/// What a [`RelayListener`]'s owner hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// A message published on a channel it listens to.
+    Message { channel: Channel, payload: Vec<u8> },
+    /// The listener lost its connection (or fell behind) and listens again: messages published
+    /// in between were missed, and the owner resyncs its clients (invariant 25).
+    Resumed,
+}
+
+/// Listens to relay channels for a long-lived process (`ylambda serve`). Made with its event
+/// receiver by the doc store (`relay_listener()`); events of every channel arrive there, each
+/// channel's in publish order.
+#[async_trait]
+pub trait RelayListener: Send + Sync {
+    /// Starts hearing `channel`. Once this returns, every later publish on it is heard. An error
+    /// (the backend is unreachable now) leaves the channel unheard. The owner calls it once per
+    /// channel, and [`RelayListener::stop_listening`] once when done.
+    async fn listen(&self, channel: &Channel) -> StoreResult<()>;
+    /// Stops hearing `channel`.
+    async fn stop_listening(&self, channel: &Channel) -> StoreResult<()>;
+    /// Whether the listener is connected now (a direct server's readiness).
+    fn connected(&self) -> bool;
+}
+
 /// Proof of holding a room's compaction lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockToken(pub String);
@@ -338,8 +393,9 @@ pub trait DocStore: Send + Sync {
         room: &str,
         connection_id: &str,
     ) -> StoreResult<Option<AwarenessEntry>>;
-    /// Publishes a message on the room's channel without logging it (awareness relay).
-    async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()>;
+    /// Publishes a message on a room's or topic's relay channel without logging it (awareness,
+    /// signaling): what `ylambda serve` instances deliver to their own clients.
+    async fn publish(&self, channel: &Channel, message: &[u8]) -> StoreResult<()>;
     /// Takes the room's compaction lock for `ttl_ms`, or `None` if someone else holds it.
     async fn try_lock(&self, room: &str, ttl_ms: u64) -> StoreResult<Option<LockToken>>;
     /// Releases the lock if `token` still holds it.

@@ -13,6 +13,13 @@ async fn memory_doc_store_conforms() {
 }
 
 #[tokio::test]
+async fn memory_relay_listener_conforms() {
+    let store = MemoryDocStore::new();
+    let (listener, mut events) = store.relay_listener();
+    conformance::relay_listener_suite(&store, &listener, &mut events).await;
+}
+
+#[tokio::test]
 async fn memory_rate_counters_conform() {
     conformance::rate_counter_suite(&MemoryDocStore::new()).await;
 }

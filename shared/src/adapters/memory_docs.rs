@@ -1,17 +1,18 @@
 //! In-memory doc store: per-room update log, awareness and compaction lock, plus a broadcast
 //! channel per room standing in for Redis pub/sub.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
+use super::memory_channels::{MemoryChannels, MemoryRelayListener};
 use super::memory_feed::MemoryFeed;
 use super::memory_pieces::MemoryPieces;
 use crate::ports::{
-    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
-    PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
+    Appended, AwarenessEntry, Channel, ChannelEvent, DashboardEvent, DocStore, FeedRead, LockToken,
+    LogPosition, LogRead, PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -23,6 +24,8 @@ pub struct MemoryDocStore {
     /// one entry per connection that sent in the last window (older entries are swept).
     rates: Mutex<HashMap<String, (u64, u64)>>,
     feed: MemoryFeed,
+    /// Relay channels live apart from the rooms' data: a flush (lost data) keeps listeners.
+    channels: Arc<MemoryChannels>,
 }
 
 #[derive(Default)]
@@ -33,7 +36,6 @@ struct Room {
     awareness: HashMap<String, AwarenessEntry>,
     lock: Option<(String, Instant)>,
     epoch: bool,
-    relay: Option<broadcast::Sender<Vec<u8>>>,
     roster: Option<RosterVersion>,
 }
 
@@ -51,13 +53,10 @@ impl MemoryDocStore {
         Self::default()
     }
 
-    /// Subscribes to everything published on a room's channel (the stand-in for Redis SUBSCRIBE).
-    pub fn subscribe(&self, room: &str) -> StoreResult<broadcast::Receiver<Vec<u8>>> {
-        self.with_room(room, |r| {
-            Ok(r.relay
-                .get_or_insert_with(|| broadcast::channel(1024).0)
-                .subscribe())
-        })
+    /// A listener of this store's relay channels (the stand-in for Redis SUBSCRIBE), and the
+    /// receiver of what it hears.
+    pub fn relay_listener(&self) -> (MemoryRelayListener, mpsc::Receiver<ChannelEvent>) {
+        self.channels.listener()
     }
 
     /// Drops every room's data, as a Redis flush or failover would (ARCHITECTURE.md invariant 6 tests).
@@ -80,13 +79,6 @@ impl MemoryDocStore {
             .map_err(|_| StoreError::Backend("doc store lock poisoned".into()))?;
         f(rooms.entry(room.to_string()).or_default())
     }
-
-    fn relay(room: &mut Room, message: &[u8]) {
-        if let Some(tx) = &room.relay {
-            // No subscriber is not an error: publishing is fire-and-forget, as in Redis.
-            let _ = tx.send(message.to_vec());
-        }
-    }
 }
 
 #[async_trait]
@@ -96,7 +88,8 @@ impl DocStore for MemoryDocStore {
             let seq = r.next_seq;
             r.next_seq += 1;
             r.log.push((seq, update.to_vec()));
-            Self::relay(r, relay);
+            self.channels
+                .publish(&Channel::Room(room.to_string()), relay);
             Ok(Appended {
                 position: position(seq),
                 entries: r.log.len(),
@@ -150,11 +143,9 @@ impl DocStore for MemoryDocStore {
         self.with_room(room, |r| Ok(r.awareness.remove(connection_id)))
     }
 
-    async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()> {
-        self.with_room(room, |r| {
-            Self::relay(r, message);
-            Ok(())
-        })
+    async fn publish(&self, channel: &Channel, message: &[u8]) -> StoreResult<()> {
+        self.channels.publish(channel, message);
+        Ok(())
     }
 
     async fn try_lock(&self, room: &str, ttl_ms: u64) -> StoreResult<Option<LockToken>> {

@@ -6,6 +6,7 @@ pub mod aws;
 mod directory_key;
 mod fs_snapshots;
 mod http_fanout;
+mod memory_channels;
 mod memory_connections;
 mod memory_docs;
 mod memory_feed;
@@ -15,9 +16,10 @@ mod redis_docs;
 pub use directory_key::{cursor_after, directory_key, key_of_cursor};
 pub use fs_snapshots::FsSnapshotStore;
 pub use http_fanout::HttpFanout;
+pub use memory_channels::MemoryRelayListener;
 pub use memory_connections::MemoryConnectionStore;
 pub use memory_docs::MemoryDocStore;
-pub use redis_docs::RedisDocStore;
+pub use redis_docs::{RedisDocStore, RedisRelayListener};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

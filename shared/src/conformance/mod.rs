@@ -3,13 +3,15 @@
 //! Failures panic with a message naming the broken promise (these are test helpers).
 pub mod backends;
 mod pieces;
+mod relay;
 
 pub use pieces::piece_store_suite;
+pub use relay::{next_event, relay_listener_suite};
 
 use crate::ports::{
-    AwarenessEntry, ConnectionStore, Credential, DocStore, LogPosition, Membership, PutOutcome,
-    RoomActivity, RoomEventKind, RoomMeta, Scope, Snapshot, SnapshotRecord, SnapshotStore,
-    StoreError,
+    AwarenessEntry, Channel, ConnectionStore, Credential, DocStore, LogPosition, Membership,
+    PutOutcome, RoomActivity, RoomEventKind, RoomMeta, Scope, Snapshot, SnapshotRecord,
+    SnapshotStore, StoreError,
 };
 
 // Helpers for every test that needs names, memberships or expiry times (the suites below, the
@@ -496,7 +498,10 @@ pub async fn doc_store_suite(store: &dyn DocStore) {
     assert_eq!(store.remove_awareness(&room, "c1").await.unwrap(), None);
     assert_eq!(store.awareness(&room).await.unwrap().len(), 1);
 
-    store.publish(&room, b"hello").await.unwrap();
+    store
+        .publish(&Channel::Room(room.clone()), b"hello")
+        .await
+        .unwrap();
 
     // Lock: exclusive until released or expired; a stale token cannot release a new holder.
     let token = store

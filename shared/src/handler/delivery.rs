@@ -133,11 +133,18 @@ impl Handler {
 
     /// Posts to every target with bounded concurrency. Returns how many posts were delivered,
     /// which failed, and the connections that answered 410 (the caller has them depart).
+    /// Targets that hear the relay channel (direct instances' clients) are skipped: whatever a
+    /// broadcast carries was published there first (invariant 25).
     pub(super) async fn post_to_each<'a>(
         &self,
         targets: &[&'a Membership],
         frame: &str,
     ) -> PostResults<'a> {
+        let targets: Vec<&'a Membership> = targets
+            .iter()
+            .copied()
+            .filter(|m| !m.hears_the_channel())
+            .collect();
         let fanout: &dyn Fanout = self.ports.fanout.as_ref();
         let mut pending = targets.iter().copied().enumerate();
         // A named async fn instead of a closure-built stream: the latter trips rustc's

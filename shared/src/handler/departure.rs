@@ -87,7 +87,7 @@ impl Handler {
         {
             if !entry.clients.is_empty() {
                 let message = ywebsocket::encode_awareness_removal(&entry.clients);
-                self.ports.docs.publish(room, &message).await?;
+                self.publish_to_room(room, None, &message).await?;
                 let posted = self
                     .post_to_each(&others, &transport::encode_frame(&message))
                     .await;

@@ -4,7 +4,8 @@ use yrs::updates::encoder::Encode;
 use super::retry::retry_store;
 use super::{Handler, HandlerError, HandlerResult};
 use crate::doc::{self, split::split_update_v1, Validated};
-use crate::ports::{AwarenessEntry, Membership, RosterVersion, Scope};
+use crate::ports::{AwarenessEntry, Channel, Membership, RosterVersion, Scope};
+use crate::protocol::relay::{self, RelayKind};
 use crate::protocol::transport::{self, max_binary_for_text};
 use crate::protocol::ywebsocket::{self, Incoming};
 
@@ -165,11 +166,40 @@ impl Handler {
                     "no live data for a room that has other connections (lost by the store, or \
                      a new room joined by several at once): asking each of them to resend"
                 );
+                let step1 = ywebsocket::encode_sync_step1(&server_state_vector);
+                self.publish_to_room(room, Some(connection_id), &step1)
+                    .await?;
                 self.broadcast(&members, &server_step1, Some(connection_id))
                     .await?;
             }
         }
         Ok(())
+    }
+
+    /// What a direct instance sends each of its clients of a room after its relay listener
+    /// missed messages (invariant 25): the room's whole state as sync step 2 (cut to fit) and
+    /// the server's sync step 1, so the client gets what it missed and sends back what the
+    /// server lacks (the invariant-6 path, should the store have lost data too).
+    pub async fn resync_frames(&self, room: &str) -> HandlerResult<Vec<String>> {
+        let state = self.read_state(room).await?;
+        // An empty state vector (no clients): the answer is everything.
+        const NOTHING: [u8; 1] = [0];
+        let doc::SyncAnswer {
+            missing,
+            server_state_vector,
+        } = doc::answer_sync_step1(state, &NOTHING).map_err(|e| HandlerError::Document {
+            room: room.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut frames: Vec<String> = self
+            .cut_to_fit(room, missing)
+            .iter()
+            .map(|piece| transport::encode_frame(&ywebsocket::encode_sync_step2(piece)))
+            .collect();
+        frames.push(transport::encode_frame(&ywebsocket::encode_sync_step1(
+            &server_state_vector,
+        )));
+        Ok(frames)
     }
 
     /// Cuts an update into valid pieces that each fit one message after base64.
@@ -221,7 +251,8 @@ impl Handler {
         from: Option<&str>,
     ) -> HandlerResult<()> {
         let relay = ywebsocket::encode_update(&update);
-        let appended = self.ports.docs.append(room, &update, &relay).await?;
+        let published = relay::encode_relay(RelayKind::Doc, from, &relay);
+        let appended = self.ports.docs.append(room, &update, &published).await?;
         let scope = Scope::Room(room.to_string());
         let members = self
             .members_for_relay(&scope, room, appended.roster)
@@ -328,13 +359,29 @@ impl Handler {
                 },
             )
             .await?;
-        self.ports.docs.publish(room, &message).await?;
+        self.publish_to_room(room, None, &message).await?;
         let members = self
             .ports
             .connections
             .members(&Scope::Room(room.to_string()))
             .await?;
         self.broadcast(&members, &transport::encode_frame(&message), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes a y-websocket message on the room's relay channel, for the direct instances'
+    /// clients (all but `from`), which no broadcast posts to (invariant 25).
+    pub(super) async fn publish_to_room(
+        &self,
+        room: &str,
+        from: Option<&str>,
+        message: &[u8],
+    ) -> HandlerResult<()> {
+        let published = relay::encode_relay(RelayKind::Doc, from, message);
+        self.ports
+            .docs
+            .publish(&Channel::Room(room.to_string()), &published)
             .await?;
         Ok(())
     }

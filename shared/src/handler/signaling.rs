@@ -5,7 +5,8 @@
 //! every topic it subscribes or publishes to (others are ignored), and must not have expired.
 use super::admission::credential_opens;
 use super::{Handler, HandlerError, HandlerResult};
-use crate::ports::{Credential, Scope};
+use crate::ports::{Channel, Credential, Membership, Scope};
+use crate::protocol::relay::{self, RelayKind};
 use crate::protocol::signaling::{self, SignalingMessage};
 
 impl Handler {
@@ -51,9 +52,23 @@ impl Handler {
                 }
                 // As y-webrtc's server does: to every subscriber, the sender included, with the
                 // subscriber count in `clients`.
-                let members = self.ports.connections.members(&Scope::Topic(topic)).await?;
+                let members = self
+                    .ports
+                    .connections
+                    .members(&Scope::Topic(topic.clone()))
+                    .await?;
                 if !members.is_empty() {
                     let frame = signaling::encode_publish(&message, members.len());
+                    // Direct instances' subscribers hear it on the topic's channel
+                    // (invariant 25); the others get posts.
+                    if members.iter().any(Membership::hears_the_channel) {
+                        let published =
+                            relay::encode_relay(RelayKind::Signaling, None, frame.as_bytes());
+                        self.ports
+                            .docs
+                            .publish(&Channel::Topic(topic), &published)
+                            .await?;
+                    }
                     self.broadcast(&members, &frame, None).await?;
                 }
             }

@@ -1,6 +1,7 @@
 //! Wire protocols: the y-websocket protocol (binary, carried as base64 text frames because API
 //! Gateway refuses binary frames) and y-webrtc's JSON signaling protocol.
 pub mod pieces;
+pub mod relay;
 pub mod signaling;
 pub mod transport;
 pub mod ywebsocket;

@@ -16,7 +16,6 @@ mod turn_counter;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
@@ -25,11 +24,11 @@ use ylambda_shared::conformance::backends::{
     configured_redis_url, in_ci, redis_url, say, REDIS_URL_VAR,
 };
 use ylambda_shared::conformance::{self, unique};
-use ylambda_shared::ports::{AwarenessEntry, DocStore, LogPosition, StoreError};
+use ylambda_shared::ports::{
+    AwarenessEntry, Channel, ChannelEvent, DocStore, LogPosition, RelayListener, StoreError,
+};
 
 use turn_counter::{proxied, TurnCounter};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// Tests hold this shared; the FLUSHALL test holds it exclusively, so it never wipes the keys of a
 /// test running beside it in this binary.
@@ -51,13 +50,6 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
-}
-
-async fn next_message(stream: &mut (impl Stream<Item = Vec<u8>> + Unpin)) -> Vec<u8> {
-    tokio::time::timeout(WAIT, stream.next())
-        .await
-        .expect("no message within 5 s")
-        .expect("subscription ended")
 }
 
 #[test]
@@ -162,7 +154,9 @@ async fn updates_and_messages_are_binary_safe() {
         vec![],
         every_byte.iter().rev().copied().collect(),
     ];
-    let mut subscription = Box::pin(store.subscribe(&room).await.unwrap());
+    let (listener, mut events) = store.relay_listener();
+    let channel = Channel::Room(room.clone());
+    listener.listen(&channel).await.unwrap();
     let mut total = 0;
     for (i, update) in updates.iter().enumerate() {
         let appended = store.append(&room, update, update).await.unwrap();
@@ -175,7 +169,13 @@ async fn updates_and_messages_are_binary_safe() {
         "updates must round-trip byte for byte"
     );
     for update in &updates {
-        assert_eq!(&next_message(&mut subscription).await, update);
+        assert_eq!(
+            conformance::next_event(&mut events, "each relay").await,
+            ChannelEvent::Message {
+                channel: channel.clone(),
+                payload: update.clone()
+            }
+        );
     }
 
     let entry = AwarenessEntry {
@@ -270,33 +270,52 @@ async fn odd_room_names_do_not_collide() {
 }
 
 #[tokio::test]
-async fn subscribers_receive_appends_and_publishes_of_their_room_only() {
-    let Some(store) = store("subscribers_receive_appends_and_publishes_of_their_room_only").await
-    else {
+async fn redis_relay_listener_conforms() {
+    let Some(store) = store("redis_relay_listener_conforms").await else {
         return;
     };
     let _shared = SERVER.read().await;
-    let (room, other) = (unique("relay"), unique("relay"));
-    let mut mine = Box::pin(store.subscribe(&room).await.unwrap());
-    let mut theirs = Box::pin(store.subscribe(&other).await.unwrap());
+    let (listener, mut events) = store.relay_listener();
+    conformance::relay_listener_suite(&store, &listener, &mut events).await;
+}
 
-    store
-        .append(&room, b"update", b"relayed-update")
+/// A listener whose connection is killed comes back by itself, subscribed to what it listened
+/// to, and says it missed messages (what `ylambda serve` resyncs its rooms on).
+#[tokio::test]
+async fn a_relay_listener_reconnects_and_says_it_resumed() {
+    let Some(store) = store("a_relay_listener_reconnects_and_says_it_resumed").await else {
+        return;
+    };
+    // Exclusive: it kills every pub/sub connection of the server.
+    let _exclusive = SERVER.write().await;
+    let (listener, mut events) = store.relay_listener();
+    let room = Channel::Room(unique("resume"));
+    listener.listen(&room).await.unwrap();
+    let mut conn = raw(&configured_redis_url().unwrap()).await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
         .await
         .unwrap();
-    store.publish(&room, b"awareness").await.unwrap();
-    store.publish(&other, b"other-room").await.unwrap();
-
-    assert_eq!(next_message(&mut mine).await, b"relayed-update");
-    assert_eq!(next_message(&mut mine).await, b"awareness");
-    assert_eq!(
-        next_message(&mut theirs).await,
-        b"other-room",
-        "a subscriber got another room's messages"
+    assert!(
+        killed >= 1,
+        "the listener's pub/sub connection was not found"
     );
-    // Dropping a subscription closes its connection; the store keeps working.
-    drop(mine);
-    store.publish(&room, b"nobody listens").await.unwrap();
+    assert_eq!(
+        conformance::next_event(&mut events, "Resumed after the reconnect").await,
+        ChannelEvent::Resumed
+    );
+    assert!(listener.connected());
+    store.publish(&room, b"after").await.unwrap();
+    assert_eq!(
+        conformance::next_event(&mut events, "a publish after the reconnect").await,
+        ChannelEvent::Message {
+            channel: room.clone(),
+            payload: b"after".to_vec()
+        }
+    );
 }
 
 #[tokio::test]

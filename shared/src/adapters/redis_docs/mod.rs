@@ -38,14 +38,16 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
+mod channels;
 mod feed;
 mod pieces;
 mod wire;
 
+use channels::channel_name;
+pub use channels::RedisRelayListener;
 use pieces::{piece_outcome, PieceKeys, PIECE_SCRIPT};
 use wire::{
     is_unexpected_data, next_stream_id, parse_log, redact_url, room_tag, set_nx_outcome, RoomKeys,
@@ -55,8 +57,8 @@ use wire::{
 use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::unix_now_ms;
 use crate::ports::{
-    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
-    PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
+    Appended, AwarenessEntry, Channel, ChannelEvent, DashboardEvent, DocStore, FeedRead, LockToken,
+    LogPosition, LogRead, PieceLimits, PieceOutcome, RosterVersion, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -178,34 +180,15 @@ impl RedisDocStore {
         })
     }
 
-    /// Everything published on a room's channel from now on (relayed updates and awareness), for
-    /// long-lived listeners. Uses a dedicated connection (a subscribed connection can run no other
-    /// command); SUBSCRIBE is confirmed before this returns, so every later publish is received.
-    /// The stream ends when that connection drops: subscribe again to resume (messages published
-    /// in between are not replayed; the log has the updates).
-    pub async fn subscribe(
+    /// A listener of this store's relay channels on its own pub/sub connection (for
+    /// long-lived processes: `ylambda serve`), and the receiver of what it hears.
+    pub fn relay_listener(
         &self,
-        room: &str,
-    ) -> StoreResult<impl Stream<Item = Vec<u8>> + Send + 'static> {
-        let channel = RoomKeys::new(room).channel;
-        // The pub/sub connection is not the manager's, so it gets the same deadlines explicitly.
-        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, RedisError>(pubsub)
-        })
-        .await
-        .map_err(|_| {
-            StoreError::Backend(format!(
-                "timed out subscribing to room {room:?} at {}",
-                self.target
-            ))
-        })?;
-        let pubsub = subscribed.map_err(|e| self.error("subscribe", room, e))?;
-        tracing::debug!(room, channel, "subscribed");
-        Ok(pubsub
-            .into_on_message()
-            .map(|msg| msg.get_payload_bytes().to_vec()))
+    ) -> (
+        RedisRelayListener,
+        tokio::sync::mpsc::Receiver<ChannelEvent>,
+    ) {
+        RedisRelayListener::start(self.client.clone(), self.target.clone())
     }
 
     /// Maps a Redis failure to the port's error. A reply of the wrong shape or a key of the wrong
@@ -416,15 +399,20 @@ impl DocStore for RedisDocStore {
             .map_err(|what| self.corrupt(room, what))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(room = %room, len = message.len()))]
-    async fn publish(&self, room: &str, message: &[u8]) -> StoreResult<()> {
-        let keys = RoomKeys::new(room);
+    #[tracing::instrument(level = "debug", skip_all, fields(%channel, len = message.len()))]
+    async fn publish(&self, channel: &Channel, message: &[u8]) -> StoreResult<()> {
+        let name = channel_name(channel);
         let _receivers: i64 = redis::cmd("PUBLISH")
-            .arg(&keys.channel)
+            .arg(&name)
             .arg(message)
             .query_async(&mut self.conn())
             .await
-            .map_err(|e| self.error("publish", room, e))?;
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "redis publish on {channel} at {}: {e}",
+                    self.target
+                ))
+            })?;
         Ok(())
     }
 

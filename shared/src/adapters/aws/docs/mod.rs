@@ -41,8 +41,8 @@ use super::items::{self, condition_failed, key, number, s, Item};
 use crate::adapters::awareness_codec::{decode_awareness, encode_awareness};
 use crate::adapters::{unix_now_ms, unix_now_secs};
 use crate::ports::{
-    Appended, AwarenessEntry, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition, LogRead,
-    PieceLimits, PieceOutcome, StoreError, StoreResult,
+    Appended, AwarenessEntry, Channel, DashboardEvent, DocStore, FeedRead, LockToken, LogPosition,
+    LogRead, PieceLimits, PieceOutcome, StoreError, StoreResult,
 };
 use crate::protocol::pieces::Piece;
 
@@ -242,7 +242,7 @@ impl DocStore for DynamoDocStore {
             .map_err(StoreError::Corrupt)
     }
 
-    async fn publish(&self, _room: &str, _message: &[u8]) -> StoreResult<()> {
+    async fn publish(&self, _channel: &Channel, _message: &[u8]) -> StoreResult<()> {
         // No channel (see the module comment): the Lambdas post to each connection themselves.
         Ok(())
     }
