@@ -148,12 +148,13 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * @param {number} [opts.keepChars] how much of its output `output()` keeps
  * @param {(chunk: Buffer) => void} [opts.onOutput] each chunk of its output, as it comes
  * @param {() => void} [opts.onExit] called when it exits, before `exited()` resolves
+ * @param {string} [opts.command] `dev` (default) or `serve` (direct mode)
  * @return {Promise<DevServer>}
  */
 export const startDev = async ({
-  bin, dataDir, port = 0, env = {}, timeoutMs = 30000, keepChars = 20000, onOutput = () => {}, onExit = () => {}
+  bin, dataDir, port = 0, env = {}, timeoutMs = 30000, keepChars = 20000, onOutput = () => {}, onExit = () => {}, command = 'dev'
 }) => {
-  const proc = spawn(bin, ['dev', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+  const proc = spawn(bin, [command, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -179,7 +180,7 @@ export const startDev = async ({
       remember(chunk)
       if (found) return
       out += chunk.toString()
-      const m = /ylambda dev listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      const m = /ylambda (?:dev|serve) listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out)
       if (m) {
         found = true
         resolve(Number(m[1]))

@@ -30,6 +30,12 @@ enum Command {
     /// Limits come from YLAMBDA_MAX_MESSAGE_BYTES, YLAMBDA_IDLE_TIMEOUT_SECS and
     /// YLAMBDA_MAX_CONNECTION_SECS (API Gateway's values by default).
     Dev(DevArgs),
+    /// Direct mode: a long-lived WebSocket server for stock y-websocket clients (binary, the
+    /// room in the URL path: ws://HOST/ROOM, `?token=` when access control is on) and y-webrtc
+    /// signaling on the same port, on the same backends as the Lambdas. Instances share rooms
+    /// through Redis (YLAMBDA_BACKEND=aws, YLAMBDA_REDIS_URL), with each other and with API
+    /// Gateway clients. GET /healthz and /readyz; SIGTERM drains (clients closed with 1001).
+    Serve(ServeArgs),
     /// Print an HS256 token signed with YLAMBDA_AUTH_SECRET (for tests and local development;
     /// apps mint their own, see the README).
     Token(TokenArgs),
@@ -191,9 +197,20 @@ struct DevArgs {
     lambda_timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:4001]
+    #[arg(long, env = "YLAMBDA_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for room snapshots on the embedded backend [default: ./.ylambda]
+    #[arg(long, env = "YLAMBDA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
+        Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(args),
         Command::Bench(args) => bench(args).await,
         Command::BenchReport(args) => bench_report(args),
@@ -330,13 +347,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut config = Config::from_env().context("invalid configuration")?;
-    if config.auth_secret.is_none() && config.auth_jwks_url.is_none() {
-        tracing::warn!(
-            "YLAMBDA_AUTH_SECRET is not set (nor YLAMBDA_AUTH_JWKS_URL): running OPEN, anyone who \
-             knows a room name can read and write it. Set it to require tokens (`ylambda token \
-             --room R` mints one)"
-        );
-    }
+    warn_if_open(&config);
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -405,6 +416,43 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
 
     gateway.serve(shutdown_signal()).await?;
     Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::from_env().context("invalid configuration")?;
+    warn_if_open(&config);
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let backend = ylambda_shared::backends::direct(&config)
+        .await
+        .context("cannot start the backend")?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let server = ylambda::serve::DirectServer::new(config, listener, backend).await?;
+    // Exactly one line on stdout, as for `ylambda dev`.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ylambda serve listening on ws://{addr}").context("write to stdout")?;
+    stdout.flush().context("flush stdout")?;
+    drop(stdout);
+    server.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// One loud line when no token is required.
+fn warn_if_open(config: &Config) {
+    if config.auth_secret.is_none() && config.auth_jwks_url.is_none() {
+        tracing::warn!(
+            "YLAMBDA_AUTH_SECRET is not set (nor YLAMBDA_AUTH_JWKS_URL): running OPEN, anyone who \
+             knows a room name can read and write it. Set it to require tokens (`ylambda token \
+             --room R` mints one)"
+        );
+    }
 }
 
 /// Ctrl-C or SIGTERM (what `docker stop`, systemd and CI runners send).

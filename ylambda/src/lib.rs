@@ -5,6 +5,7 @@ pub mod cost;
 pub mod gateway;
 pub mod invoker;
 pub mod lambdas;
+pub mod serve;
 
 pub use gateway::{
     management_endpoint, serve, ConnectionSummary, Connections, Gateway, GatewayError, InProcess,

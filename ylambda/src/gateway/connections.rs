@@ -43,6 +43,8 @@ pub struct ConnectionMeta {
 pub enum Outgoing {
     Text(String),
     Binary(Bytes),
+    /// A keep-alive ping (`ylambda serve`, as `@y/websocket-server` pings every 30 s).
+    Ping,
 }
 
 impl Outgoing {
@@ -51,6 +53,7 @@ impl Outgoing {
         match self {
             Outgoing::Text(t) => t.len(),
             Outgoing::Binary(b) => b.len(),
+            Outgoing::Ping => 0,
         }
     }
 }

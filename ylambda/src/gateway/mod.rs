@@ -11,7 +11,7 @@ pub(crate) mod ids;
 mod in_process;
 mod management;
 mod outgoing;
-mod server;
+pub(crate) mod server;
 mod static_files;
 mod throttle;
 

@@ -36,14 +36,14 @@ const OVERSIZE_HEADROOM: usize = 64 * 1024;
 /// default (128 KiB) was most of an idle connection's memory (140 KB of RSS per connection; 4 KiB
 /// still left 16 KB). Yjs updates and awareness messages are mostly well under 1 KiB; a larger
 /// message grows the buffer as it arrives (see BENCHMARKS.md, idle connections).
-const READ_BUFFER_BYTES: usize = 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 1024;
 /// How long a closing connection gets to finish the close handshake before the socket is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-const GOING_AWAY: u16 = 1001;
-const UNSUPPORTED_DATA: u16 = 1003;
-const NO_STATUS: u16 = 1005;
-const ABNORMAL: u16 = 1006;
+pub(crate) const GOING_AWAY: u16 = 1001;
+pub(crate) const UNSUPPORTED_DATA: u16 = 1003;
+pub(crate) const NO_STATUS: u16 = 1005;
+pub(crate) const ABNORMAL: u16 = 1006;
 const INVALID_PAYLOAD: u16 = 1007;
 const PROTOCOL_ERROR: u16 = 1002;
 const MESSAGE_TOO_BIG: u16 = 1009;
@@ -475,7 +475,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 }
 
 /// Maps a read error to the close API Gateway would give it.
-fn read_failed(connection: &Connection, error: &axum::Error) {
+pub(crate) fn read_failed(connection: &Connection, error: &axum::Error) {
     use std::error::Error as _;
     use tungstenite::error::ProtocolError;
     use tungstenite::error::{CapacityError, Error as WsError};
@@ -502,7 +502,7 @@ fn read_failed(connection: &Connection, error: &axum::Error) {
 }
 
 /// Writes queued frames until the connection starts closing, then the close frame.
-async fn write_frames(
+pub(crate) async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: OutgoingQueue,
     connection: Arc<Connection>,
@@ -560,6 +560,7 @@ impl Outgoing {
         match self {
             Outgoing::Text(text) => Message::Text(text.into()),
             Outgoing::Binary(bytes) => Message::Binary(bytes),
+            Outgoing::Ping => Message::Ping(bytes::Bytes::new()),
         }
     }
 }
