@@ -23,6 +23,9 @@ export YLAMBDA_TEST_AWS=1
 step "template.yaml: sam validate --lint (offline)"
 bash scripts/validate-template.sh
 
+step "Dockerfile: hadolint"
+bash scripts/lint-dockerfile.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
