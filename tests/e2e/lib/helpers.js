@@ -126,9 +126,10 @@ export const never = (condition, ms, what) => dev.never(condition, ms, what, 25)
  * @param {string} [opts.dataDir] reuse a data directory (restart); default: a fresh temp dir
  * @param {number} [opts.port] listen on this port (restart on the same address); default 0
  * @param {number} [opts.timeoutMs]
+ * @param {'dev' | 'serve'} [opts.command] `serve`: the direct mode (stock clients, binary frames)
  * @return {Promise<Server>}
  */
-export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 30000 } = {}) => {
+export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 30000, command = 'dev' } = {}) => {
   const bin = dev.existingServerBin(e2eDir)
   let workDir
   if (dataDir === undefined) {
@@ -145,6 +146,7 @@ export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 300
     port,
     env,
     timeoutMs,
+    command,
     keepChars: 20000,
     onOutput: (chunk) => {
       log.write(chunk).catch(() => {})
@@ -195,9 +197,10 @@ export const startServer = async ({ env = {}, dataDir, port = 0, timeoutMs = 300
  * @param {boolean} [opts.connect]
  * @param {any} [opts.user] local awareness field `user`
  * @param {number} [opts.maxBackoffTime]
- * @param {'ws' | 'builtin'} [opts.socket] the WebSocket under the adapter: the `ws` package (it
- *   fragments long messages), or Node's built-in one (`node --experimental-websocket` on Node 20),
- *   which, like a browser, sends every message as one frame
+ * @param {'ws' | 'builtin' | 'stock'} [opts.socket] the WebSocket under the adapter: the `ws`
+ *   package (it fragments long messages), or Node's built-in one (`node --experimental-websocket`
+ *   on Node 20), which, like a browser, sends every message as one frame; `stock`: `ws` with no
+ *   adapter at all (binary frames, the room in the path), for `ylambda serve`
  * @return {Client}
  */
 export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), connect = true, user, maxBackoffTime = 1000, socket = 'ws', protocols = [] } = {}) => {
@@ -205,7 +208,9 @@ export const makeClient = (server, room, { params = {}, doc = new Y.Doc(), conne
   if (socket === 'builtin' && typeof globalThis.WebSocket !== 'function') {
     throw new Error('no built-in WebSocket: run node with --experimental-websocket (Node 20)')
   }
-  const Base = ylambdaWebSocket({ WebSocket: socket === 'builtin' ? globalThis.WebSocket : WebSocket })
+  const Base = socket === 'stock'
+    ? WebSocket
+    : ylambdaWebSocket({ WebSocket: socket === 'builtin' ? globalThis.WebSocket : WebSocket })
   class CountingSocket extends Base {
     constructor (...args) {
       super(...args)
@@ -269,7 +274,9 @@ export const syncedClient = async (server, room, opts, timeoutMs) => {
 export const crashClient = (client) => {
   client.provider.shouldConnect = false
   const ws = client.provider.ws
-  if (ws && ws.rawSocket) ws.rawSocket.terminate()
+  // the adapter's underlying socket, or a stock client's `ws` itself
+  const raw = ws && (ws.rawSocket ?? ws)
+  if (raw && typeof raw.terminate === 'function') raw.terminate()
 }
 
 // ------------------------------------------------------------------------------------------------
