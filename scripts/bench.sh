@@ -12,6 +12,8 @@
 #               while its roster version is unchanged, ARCHITECTURE.md invariant 21); each
 #               $connect and $disconnect still goes to single-threaded moto (~85 requests/s
 #               here), which bounds how fast the idle shape's 2,000 clients connect.
+#   serve       ylambda serve (direct mode), embedded backend: binary y-websocket on /{room},
+#               the reference's wire
 #   reference   @y/websocket-server 0.1.1, in memory (binary y-websocket)
 #   hocuspocus  @hocuspocus/server 4.7, no extensions (Hocuspocus' protocol)
 #   ysweet      y-sweet 0.9.1 (`y-sweet serve DIR`, filesystem store, no auth; binary y-websocket
@@ -53,14 +55,14 @@ while [ $# -gt 0 ]; do
 done
 
 if $smoke; then
-    : "${servers:=embedded reference}"
+    : "${servers:=embedded reference serve}"
     rates="200"
     duration=2
     rooms_rate=200
     idle_clients=100
     profile=debug
 else
-    : "${servers:=embedded aws reference hocuspocus ysweet}"
+    : "${servers:=embedded aws serve reference hocuspocus ysweet}"
     rates="100 500 1000 2000 5000 10000"
     duration=10
     rooms_rate=10000
@@ -159,6 +161,17 @@ start_server() {
             server_pid=$!
             server_url="$(wait_for_line "$log" 'ws://127\.0\.0\.1:[0-9]+')"
             ;;
+        serve)
+            wire=ywebsocket
+            rm -rf "$work/data"
+            (
+                export YLAMBDA_BACKEND=embedded YLAMBDA_MAX_MESSAGES_PER_SEC=1000000
+                export RUST_LOG="${RUST_LOG:-warn}"
+                exec "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data"
+            ) >"$log" 2>&1 &
+            server_pid=$!
+            server_url="$(wait_for_line "$log" 'ws://127\.0\.0\.1:[0-9]+')"
+            ;;
         reference)
             wire=ywebsocket
             port="$(free_port)"
@@ -183,7 +196,7 @@ start_server() {
             wait_for_line "$log" "Listening on ws://127\.0\.0\.1:$port" >/dev/null
             server_url="ws://127.0.0.1:$port"
             ;;
-        *) say "unknown server $name (embedded, aws, reference, hocuspocus, ysweet)"; exit 2 ;;
+        *) say "unknown server $name (embedded, aws, serve, reference, hocuspocus, ysweet)"; exit 2 ;;
     esac
 }
 

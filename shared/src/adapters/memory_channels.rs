@@ -1,48 +1,76 @@
-//! The embedded stand-in for Redis pub/sub: a broadcast channel per room or topic, and the
-//! listener `ylambda serve` uses on the embedded backend.
+//! The embedded stand-in for Redis pub/sub, and the listener `ylambda serve` uses on the
+//! embedded backend. A publish goes straight into each listening listener's event queue: nothing
+//! is allocated per channel but the list of its listeners (a broadcast ring per channel was
+//! ~256 KB of every open room, BENCHMARKS.md idle connections), and no task runs per channel.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::ports::{Channel, ChannelEvent, RelayListener, StoreResult};
 
-/// Messages a channel holds for a listener that has not read them yet; a listener further
-/// behind is told it missed some ([`ChannelEvent::Resumed`]).
-const CHANNEL_BACKLOG: usize = 4096;
-
-/// Events waiting for the listener's owner.
+/// Events waiting for a listener's owner. Past that the owner is behind: later messages are
+/// dropped until there is room, and then it is told it missed some ([`ChannelEvent::Resumed`]).
 pub const LISTENER_BACKLOG: usize = 4096;
+
+/// One listener's end, as the channels hold it.
+struct Inbox {
+    events: mpsc::Sender<ChannelEvent>,
+    /// Set when a message was dropped for a full queue; cleared once `Resumed` is queued.
+    missed: AtomicBool,
+}
+
+impl Inbox {
+    /// Queues a message; says false once the owner is gone.
+    fn offer(&self, channel: &Channel, message: &[u8]) -> bool {
+        if self.missed.load(Ordering::Acquire) {
+            match self.events.try_send(ChannelEvent::Resumed) {
+                Ok(()) => self.missed.store(false, Ordering::Release),
+                Err(TrySendError::Full(_)) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        let event = ChannelEvent::Message {
+            channel: channel.clone(),
+            payload: message.to_vec(),
+        };
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(%channel, "relay listener fell behind: a message was dropped");
+                self.missed.store(true, Ordering::Release);
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct MemoryChannels {
-    senders: Mutex<HashMap<Channel, broadcast::Sender<Vec<u8>>>>,
+    /// Channel → the listeners listening to it, by listener id.
+    listening: Mutex<HashMap<Channel, Vec<(u64, Arc<Inbox>)>>>,
+    next_listener: AtomicU64,
 }
 
 impl MemoryChannels {
-    fn senders(&self) -> MutexGuard<'_, HashMap<Channel, broadcast::Sender<Vec<u8>>>> {
-        // Inserts and clones only: a poisoned map is still consistent.
-        self.senders.lock().unwrap_or_else(|p| p.into_inner())
+    fn listening(&self) -> MutexGuard<'_, HashMap<Channel, Vec<(u64, Arc<Inbox>)>>> {
+        // Pushes and removals only: a poisoned map is still consistent.
+        self.listening.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Publishes on a channel; nobody listening is not an error, as in Redis.
     pub fn publish(&self, channel: &Channel, message: &[u8]) {
-        let mut senders = self.senders();
-        if let Some(tx) = senders.get(channel) {
-            if tx.send(message.to_vec()).is_err() {
-                // Its last listener left: forget the channel, so memory follows the listeners.
-                senders.remove(channel);
+        let mut listening = self.listening();
+        if let Some(inboxes) = listening.get_mut(channel) {
+            inboxes.retain(|(_, inbox)| inbox.offer(channel, message));
+            if inboxes.is_empty() {
+                listening.remove(channel);
             }
         }
-    }
-
-    fn subscribe(&self, channel: &Channel) -> broadcast::Receiver<Vec<u8>> {
-        self.senders()
-            .entry(channel.clone())
-            .or_insert_with(|| broadcast::channel(CHANNEL_BACKLOG).0)
-            .subscribe()
     }
 
     /// A listener and the receiver of its events.
@@ -50,75 +78,109 @@ impl MemoryChannels {
         let (events, rx) = mpsc::channel(LISTENER_BACKLOG);
         let listener = MemoryRelayListener {
             channels: self.clone(),
-            events,
-            tasks: Mutex::new(HashMap::new()),
+            id: self.next_listener.fetch_add(1, Ordering::Relaxed),
+            inbox: Arc::new(Inbox {
+                events,
+                missed: AtomicBool::new(false),
+            }),
         };
         (listener, rx)
     }
 }
 
-/// One task per channel listened to, forwarding its messages to the owner's receiver.
+/// See the module documentation.
 pub struct MemoryRelayListener {
     channels: Arc<MemoryChannels>,
-    events: mpsc::Sender<ChannelEvent>,
-    tasks: Mutex<HashMap<Channel, JoinHandle<()>>>,
-}
-
-impl MemoryRelayListener {
-    fn tasks(&self) -> MutexGuard<'_, HashMap<Channel, JoinHandle<()>>> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
-    }
+    id: u64,
+    inbox: Arc<Inbox>,
 }
 
 impl Drop for MemoryRelayListener {
     fn drop(&mut self) {
-        for (_, task) in self.tasks().drain() {
-            task.abort();
-        }
+        let mut listening = self.channels.listening();
+        listening.retain(|_, inboxes| {
+            inboxes.retain(|(id, _)| *id != self.id);
+            !inboxes.is_empty()
+        });
     }
 }
 
 #[async_trait]
 impl RelayListener for MemoryRelayListener {
     async fn listen(&self, channel: &Channel) -> StoreResult<()> {
-        let mut tasks = self.tasks();
-        if tasks.contains_key(channel) {
-            return Ok(());
+        let mut listening = self.channels.listening();
+        let inboxes = listening.entry(channel.clone()).or_default();
+        if !inboxes.iter().any(|(id, _)| *id == self.id) {
+            inboxes.push((self.id, self.inbox.clone()));
         }
-        // Subscribed before this returns: every later publish is heard.
-        let mut rx = self.channels.subscribe(channel);
-        let events = self.events.clone();
-        let name = channel.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let event = match rx.recv().await {
-                    Ok(payload) => ChannelEvent::Message {
-                        channel: name.clone(),
-                        payload,
-                    },
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(channel = %name, missed, "relay listener fell behind");
-                        ChannelEvent::Resumed
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if events.send(event).await.is_err() {
-                    return;
-                }
-            }
-        });
-        tasks.insert(channel.clone(), task);
         Ok(())
     }
 
     async fn stop_listening(&self, channel: &Channel) -> StoreResult<()> {
-        if let Some(task) = self.tasks().remove(channel) {
-            task.abort();
+        let mut listening = self.channels.listening();
+        if let Some(inboxes) = listening.get_mut(channel) {
+            inboxes.retain(|(id, _)| *id != self.id);
+            if inboxes.is_empty() {
+                listening.remove(channel);
+            }
         }
         Ok(())
     }
 
     fn connected(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listener_that_falls_behind_is_told_it_missed_messages() {
+        let channels = Arc::new(MemoryChannels::default());
+        let (listener, mut events) = channels.listener();
+        let room = Channel::Room("r".into());
+        listener.listen(&room).await.unwrap();
+        for i in 0..LISTENER_BACKLOG + 10 {
+            channels.publish(&room, &(i as u64).to_le_bytes());
+        }
+        for i in 0..LISTENER_BACKLOG {
+            let expected = ChannelEvent::Message {
+                channel: room.clone(),
+                payload: (i as u64).to_le_bytes().to_vec(),
+            };
+            assert_eq!(events.recv().await, Some(expected));
+        }
+        assert!(
+            events.try_recv().is_err(),
+            "dropped messages are not queued"
+        );
+        channels.publish(&room, b"after");
+        assert_eq!(events.recv().await, Some(ChannelEvent::Resumed));
+        assert_eq!(
+            events.recv().await,
+            Some(ChannelEvent::Message {
+                channel: room.clone(),
+                payload: b"after".to_vec()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn channels_are_forgotten_when_nobody_listens() {
+        let channels = Arc::new(MemoryChannels::default());
+        let (listener, _events) = channels.listener();
+        let room = Channel::Room("r".into());
+        listener.listen(&room).await.unwrap();
+        assert_eq!(channels.listening().len(), 1);
+        listener.stop_listening(&room).await.unwrap();
+        assert!(channels.listening().is_empty());
+        listener.listen(&room).await.unwrap();
+        drop(listener);
+        assert!(
+            channels.listening().is_empty(),
+            "a dropped listener leaves nothing"
+        );
     }
 }

@@ -89,7 +89,14 @@ pub fn write(results: &[Measurement], machine: &str, out: &Path) -> Result<(), R
 
 /// The servers in the results, ylambda's first, in a stable order.
 pub fn servers(results: &[Measurement]) -> Vec<String> {
-    let order = ["embedded", "aws", "reference", "hocuspocus", "ysweet"];
+    let order = [
+        "embedded",
+        "aws",
+        "serve",
+        "reference",
+        "hocuspocus",
+        "ysweet",
+    ];
     let present: BTreeSet<&str> = results.iter().map(|m| m.server.as_str()).collect();
     let mut out: Vec<String> = order
         .iter()
@@ -109,6 +116,7 @@ pub fn label(server: &str) -> &str {
     match server {
         "embedded" => "ylambda dev (embedded)",
         "aws" => "ylambda dev (redis + moto)",
+        "serve" => "ylambda serve (embedded)",
         "reference" => "@y/websocket-server 0.1.1",
         "hocuspocus" => "@hocuspocus/server 4.7",
         "ysweet" => "y-sweet 0.9.1 (filesystem store)",
@@ -181,6 +189,52 @@ fn headline_figures(results: &[Measurement], server: &str) -> Vec<(String, Optio
     ]
 }
 
+/// One headline table: `ours`, the servers shown `beside` it, then each peer with the ratio.
+fn headline(
+    md: &mut String,
+    results: &[Measurement],
+    ours: &str,
+    beside: &[&str],
+    peers: &[&String],
+) {
+    let mine = headline_figures(results, ours);
+    let besides: Vec<_> = beside
+        .iter()
+        .map(|b| headline_figures(results, b))
+        .collect();
+    let _ = write!(md, "| figure | {} |", label(ours));
+    for b in beside {
+        let _ = write!(md, " {} |", label(b));
+    }
+    for peer in peers {
+        let _ = write!(md, " {} | ratio |", label(peer));
+    }
+    let _ = writeln!(md);
+    let columns = 2 + beside.len() + 2 * peers.len();
+    let _ = writeln!(md, "|{}", " --- |".repeat(columns));
+    let theirs: Vec<_> = peers.iter().map(|p| headline_figures(results, p)).collect();
+    for (i, (name, value, _lower)) in mine.iter().enumerate() {
+        let _ = write!(md, "| {name} | {} |", number(*value));
+        for b in &besides {
+            let _ = write!(md, " {} |", number(b[i].1));
+        }
+        for peer in &theirs {
+            let other = peer[i].1;
+            let ratio = match (value, other) {
+                (Some(a), Some(b)) if b.abs() > f64::EPSILON => Some(a / b),
+                _ => None,
+            };
+            let _ = write!(
+                md,
+                " {} | {} |",
+                number(other),
+                ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+            );
+        }
+        let _ = writeln!(md);
+    }
+}
+
 fn number(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 100.0 => format!("{v:.0}"),
@@ -200,9 +254,11 @@ fn render(results: &[Measurement], machine: &str) -> Result<String, ReportError>
     // by: its figures are ylambda's on the local stand-ins (redis-server, moto).
     let also_ours = "aws";
     let show_aws = servers.iter().any(|s| s == also_ours);
+    // `ylambda serve` (direct mode) gets its own headline below.
+    let direct = "serve";
     let peers: Vec<&String> = servers
         .iter()
-        .filter(|s| *s != ours && *s != also_ours)
+        .filter(|s| *s != ours && *s != also_ours && *s != direct)
         .collect();
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
@@ -228,38 +284,16 @@ fn render(results: &[Measurement], machine: &str) -> Result<String, ReportError>
         "A ratio below 1 is better for ylambda where lower is better (latency, memory), above 1 \
          where higher is better (throughput).\n"
     );
-    let mine = headline_figures(results, ours);
-    let aws = show_aws.then(|| headline_figures(results, also_ours));
-    let _ = write!(md, "| figure | {} |", label(ours));
-    if show_aws {
-        let _ = write!(md, " {} |", label(also_ours));
-    }
-    for peer in &peers {
-        let _ = write!(md, " {} | ratio |", label(peer));
-    }
-    let _ = writeln!(md);
-    let columns = 2 + usize::from(show_aws) + 2 * peers.len();
-    let _ = writeln!(md, "|{}", " --- |".repeat(columns));
-    let theirs: Vec<_> = peers.iter().map(|p| headline_figures(results, p)).collect();
-    for (i, (name, value, _lower)) in mine.iter().enumerate() {
-        let _ = write!(md, "| {name} | {} |", number(*value));
-        if let Some(aws) = &aws {
-            let _ = write!(md, " {} |", number(aws[i].1));
-        }
-        for peer in &theirs {
-            let other = peer[i].1;
-            let ratio = match (value, other) {
-                (Some(a), Some(b)) if b.abs() > f64::EPSILON => Some(a / b),
-                _ => None,
-            };
-            let _ = write!(
-                md,
-                " {} | {} |",
-                number(other),
-                ratio.map_or("-".into(), |r| format!("{r:.2}x"))
-            );
-        }
-        let _ = writeln!(md);
+    let beside: Vec<&str> = if show_aws { vec![also_ours] } else { vec![] };
+    headline(&mut md, results, ours, &beside, &peers);
+    if servers.iter().any(|s| s == direct) {
+        let _ = writeln!(
+            md,
+            "\n## Headline: ylambda serve (direct mode, embedded) / each peer\n\nThe same \
+             server core as a long-lived process for stock binary clients, on the same wire as \
+             @y/websocket-server.\n"
+        );
+        headline(&mut md, results, direct, &[], &peers);
     }
     let _ = writeln!(
         md,
@@ -311,7 +345,8 @@ fn render(results: &[Measurement], machine: &str) -> Result<String, ReportError>
          Memory per connection: the server's RSS (with its child processes) once every client \
          has synced, minus its RSS before the first connected, over the clients.\n- CPU: the \
          server's user + system time over the send window and drain, as a share of one \
-         core.\n- y-sweet is not measured: see the README's benchmark section for why."
+         core.\n- y-sweet is measured when it is installed (`cargo install y-sweet --locked`): \
+         see the README's benchmark section."
     );
     Ok(md)
 }
