@@ -3,7 +3,7 @@
 //! a connection of this instance (its endpoint is this instance's) is mirrored here. The first
 //! local member of a room or topic makes the instance listen to its relay channel, the last one
 //! leaving stops it, so memory and subscriptions follow the live rooms only (invariant 25).
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -22,12 +22,15 @@ fn channel_of(scope: &Scope) -> Option<Channel> {
     }
 }
 
+/// Vectors, not sets: a connection is in one room (or a few topics) and most rooms have a few
+/// connections, and an empty-ish `HashSet` costs more memory than a short `Vec` (this index is
+/// part of every idle connection's cost, BENCHMARKS.md).
 #[derive(Default)]
 struct Index {
     /// Channel → this instance's connections on it.
-    members: HashMap<Channel, HashSet<String>>,
+    members: HashMap<Channel, Vec<String>>,
     /// Connection → its channels, so a departure finds them without a walk over every room.
-    channels_of: HashMap<String, HashSet<Channel>>,
+    channels_of: HashMap<String, Vec<Channel>>,
 }
 
 /// This instance's connections by channel.
@@ -58,7 +61,7 @@ impl LocalRooms {
         self.index()
             .members
             .get(channel)
-            .map(|ids| ids.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -79,7 +82,7 @@ impl LocalRooms {
             .index()
             .channels_of
             .get(connection_id)
-            .map(|c| c.iter().cloned().collect::<Vec<_>>())
+            .cloned()
             .unwrap_or_default();
         for channel in channels {
             self.remove(&channel, connection_id).await;
@@ -92,14 +95,18 @@ impl LocalRooms {
         let _changing = self.changing.lock().await;
         let first = {
             let mut index = self.index();
-            index
+            let channels = index
                 .channels_of
                 .entry(connection_id.to_string())
-                .or_default()
-                .insert(channel.clone());
+                .or_default();
+            if !channels.contains(&channel) {
+                channels.push(channel.clone());
+            }
             let ids = index.members.entry(channel.clone()).or_default();
             let first = ids.is_empty();
-            ids.insert(connection_id.to_string());
+            if !ids.iter().any(|id| id == connection_id) {
+                ids.push(connection_id.to_string());
+            }
             first
         };
         if first {
@@ -125,14 +132,14 @@ impl LocalRooms {
     fn forget(&self, channel: &Channel, connection_id: &str) -> bool {
         let mut index = self.index();
         if let Some(channels) = index.channels_of.get_mut(connection_id) {
-            channels.remove(channel);
+            channels.retain(|c| c != channel);
             if channels.is_empty() {
                 index.channels_of.remove(connection_id);
             }
         }
         match index.members.get_mut(channel) {
             Some(ids) => {
-                ids.remove(connection_id);
+                ids.retain(|id| id != connection_id);
                 let last = ids.is_empty();
                 if last {
                     index.members.remove(channel);
