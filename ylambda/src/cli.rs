@@ -346,14 +346,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let mut config = Config::from_env().context("invalid configuration")?;
-    warn_if_open(&config);
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
+    let config = server_config(args.listen, args.data_dir)?;
     // Checked before anything binds or starts: a missing binary is the likeliest mistake.
     let lambdas = match &args.lambdas {
         Some(dir) => {
@@ -419,14 +412,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::from_env().context("invalid configuration")?;
-    warn_if_open(&config);
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
+    let config = server_config(args.listen, args.data_dir)?;
     let backend = ylambda_shared::backends::direct(&config)
         .await
         .context("cannot start the backend")?;
@@ -442,6 +428,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(stdout);
     server.serve(shutdown_signal()).await?;
     Ok(())
+}
+
+/// The environment's `Config` with the command line's `--listen` / `--data-dir` on top, and one
+/// loud line if it runs open.
+fn server_config(listen: Option<String>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = Config::from_env().context("invalid configuration")?;
+    warn_if_open(&config);
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
 }
 
 /// One loud line when no token is required.

@@ -13,9 +13,13 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use ylambda::serve::{DirectServer, ServeError, ServeHandle};
 use ylambda::ShutdownReport;
-use ylambda_shared::adapters::{FsSnapshotStore, MemoryConnectionStore, MemoryDocStore};
+use ylambda_shared::adapters::{
+    FsSnapshotStore, MemoryConnectionStore, MemoryDocStore, RedisDocStore,
+};
 use ylambda_shared::backends::{DirectBackend, Stores};
 use ylambda_shared::config::Config;
+use ylambda_shared::ports::{ChannelEvent, DocStore, RelayListener};
+use ylambda_shared::protocol::relay::{encode_relay, RelayKind};
 use ylambda_shared::protocol::ywebsocket::{self, Incoming};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
@@ -44,15 +48,52 @@ impl Instance {
 /// are shared by instances in production.
 struct Backend {
     stores: Stores,
-    docs: Arc<MemoryDocStore>,
+    docs: Docs,
     _dir: tempfile::TempDir,
     config: Config,
 }
 
+/// The doc store the instances share, which makes their relay listeners.
+#[derive(Clone)]
+enum Docs {
+    Memory(Arc<MemoryDocStore>),
+    Redis(Arc<RedisDocStore>),
+}
+
+impl Docs {
+    fn store(&self) -> Arc<dyn DocStore> {
+        match self {
+            Docs::Memory(docs) => docs.clone(),
+            Docs::Redis(docs) => docs.clone(),
+        }
+    }
+
+    fn listener(
+        &self,
+    ) -> (
+        Arc<dyn RelayListener>,
+        tokio::sync::mpsc::Receiver<ChannelEvent>,
+    ) {
+        match self {
+            Docs::Memory(docs) => {
+                let (listener, events) = docs.relay_listener();
+                (Arc::new(listener), events)
+            }
+            Docs::Redis(docs) => {
+                let (listener, events) = docs.relay_listener();
+                (Arc::new(listener), events)
+            }
+        }
+    }
+}
+
 impl Backend {
     fn new(adjust: impl FnOnce(&mut Config)) -> Backend {
+        Self::on(Docs::Memory(Arc::new(MemoryDocStore::new())), adjust)
+    }
+
+    fn on(docs: Docs, adjust: impl FnOnce(&mut Config)) -> Backend {
         let dir = tempfile::tempdir().expect("temp dir");
-        let docs = Arc::new(MemoryDocStore::new());
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -61,7 +102,7 @@ impl Backend {
         Backend {
             stores: Stores {
                 connections: Arc::new(MemoryConnectionStore::new()),
-                docs: docs.clone(),
+                docs: docs.store(),
                 snapshots: Arc::new(FsSnapshotStore::new(dir.path()).expect("snapshots")),
             },
             docs,
@@ -71,10 +112,10 @@ impl Backend {
     }
 
     async fn instance(&self) -> Instance {
-        let (listener, events) = self.docs.relay_listener();
+        let (listener, events) = self.docs.listener();
         let backend = DirectBackend {
             stores: self.stores.clone(),
-            listener: Arc::new(listener),
+            listener,
             events,
         };
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -349,4 +390,58 @@ async fn text_that_is_not_signaling_is_refused_with_1003() {
         .unwrap();
     send_text(&mut ws, "AAEC").await;
     assert_eq!(close_code(&mut ws).await, 1003);
+}
+
+/// Redis drops the instance's subscription, and a writer elsewhere (a Lambda, say) appends an
+/// update right then, while the instance is not listening: the instance resyncs its rooms once it
+/// listens again, so its client still gets the update, with the server's sync step 1.
+#[tokio::test]
+async fn an_instance_that_missed_relay_messages_resyncs_its_rooms() {
+    let Some(url) = ylambda_shared::conformance::backends::redis_url(
+        "an_instance_that_missed_relay_messages_resyncs_its_rooms",
+    ) else {
+        return;
+    };
+    let docs = Arc::new(RedisDocStore::connect(&url).await.expect("redis"));
+    let backend = Backend::on(Docs::Redis(docs.clone()), |_| {});
+    let server = backend.instance().await;
+    let room = room("resync");
+    let mut ws = client(&server, &room).await;
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed >= 1, "the instance's subscription was not found");
+    // Within the listener's first reconnect pause (100 ms): published to nobody.
+    let update = text_update("missed");
+    let relay = encode_relay(RelayKind::Doc, None, &ywebsocket::encode_update(&update));
+    docs.append(&room, &update, &relay).await.unwrap();
+
+    let mut updates = Vec::new();
+    let mut server_step1 = false;
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !(server_step1 && text_of(&updates) == "missed") {
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the resync within 10 s")
+            .expect("open")
+            .expect("read");
+        if let Message::Binary(bytes) = message {
+            for m in ywebsocket::decode_messages(&bytes).expect("decodes") {
+                match m {
+                    Incoming::Update(u) | Incoming::SyncStep2(u) => updates.push(u),
+                    Incoming::SyncStep1(_) => server_step1 = true,
+                    _ => {}
+                }
+            }
+        }
+    }
 }

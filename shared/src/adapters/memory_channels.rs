@@ -49,15 +49,17 @@ impl Inbox {
     }
 }
 
+/// Channel → the listeners listening to it, by listener id.
+type Listening = HashMap<Channel, Vec<(u64, Arc<Inbox>)>>;
+
 #[derive(Default)]
 pub struct MemoryChannels {
-    /// Channel → the listeners listening to it, by listener id.
-    listening: Mutex<HashMap<Channel, Vec<(u64, Arc<Inbox>)>>>,
+    listening: Mutex<Listening>,
     next_listener: AtomicU64,
 }
 
 impl MemoryChannels {
-    fn listening(&self) -> MutexGuard<'_, HashMap<Channel, Vec<(u64, Arc<Inbox>)>>> {
+    fn listening(&self) -> MutexGuard<'_, Listening> {
         // Pushes and removals only: a poisoned map is still consistent.
         self.listening.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -140,11 +140,18 @@ impl Handler {
         targets: &[&'a Membership],
         frame: &str,
     ) -> PostResults<'a> {
-        let targets: Vec<&'a Membership> = targets
-            .iter()
-            .copied()
-            .filter(|m| !m.hears_the_channel())
-            .collect();
+        // Borrowed as is unless a member hears the channel: no allocation on the Lambdas' path.
+        let targets: std::borrow::Cow<'_, [&'a Membership]> =
+            if targets.iter().any(|m| m.hears_the_channel()) {
+                targets
+                    .iter()
+                    .copied()
+                    .filter(|m| !m.hears_the_channel())
+                    .collect::<Vec<_>>()
+                    .into()
+            } else {
+                targets.into()
+            };
         let fanout: &dyn Fanout = self.ports.fanout.as_ref();
         let mut pending = targets.iter().copied().enumerate();
         // A named async fn instead of a closure-built stream: the latter trips rustc's
