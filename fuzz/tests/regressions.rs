@@ -228,17 +228,6 @@ fn an_update_writing_a_client_twice_is_refused() {
     }
 }
 
-/// Still open (issue 10): 2 inputs of the third long run. A map entry overwritten within the same
-/// update while the delete set says the older value is live: applied whole, yrs keeps the older
-/// value; applied as pieces, the later value deletes it. `cargo test -p ylambda-fuzz --
-/// --ignored` replays it.
-#[test]
-#[ignore = "open finding of the third afl run (issue 10)"]
-fn open_finding_of_the_third_long_run() {
-    let input = regression_input("update-open/live-map-entry-overwritten-in-pieces");
-    replay("update", &input);
-}
-
 /// Found by afl on the `update` target (fourth long run, 2026-12-05): 14 bytes (a count of
 /// 2^28-odd clients) that yrs' decoder answered by reserving ~500 MB and a quarter of a second
 /// before failing, and afl recorded as hangs. `validate_update` now reads an update with the
@@ -248,27 +237,29 @@ fn an_update_whose_counts_its_bytes_cannot_hold_is_refused_before_yrs_reads_it()
     refused_update("counts-reserve-500-mb", "unexpected end of input");
 }
 
-/// Still open (issue 10), fourth long run (33 inputs, two kinds): yrs' own encoding of an
-/// accepted update, cut into pieces, builds another document than the whole. Both kinds hold
-/// structs that cannot integrate (a gap in a client's clocks, or a parent of a client nobody
-/// has), which yrs keeps pending; how much of the rest it then integrates depends on whether
-/// the pending structs arrive in one update or several. In the second, an item whose left
-/// origin is a map entry (so a new value of that key) is integrated from the pieces and deletes
-/// the entry's value, but stays pending in the whole. No Yjs client writes either (its updates
-/// depend only on what the server has), but a writer could make peers that get a state in
-/// pieces see another document than those that get it whole.
-/// `cargo test -p ylambda-fuzz -- --ignored` replays them.
+/// Found by afl on the `update` target (third to fifth long runs, 94 inputs, one kind): yrs'
+/// own encoding of an accepted update, cut into sync step 2 pieces, built another document than
+/// the whole. Each holds structs that cannot integrate (a gap in a client's clocks, a parent of
+/// a client nobody has), which yrs keeps pending; how much of the rest it then integrated
+/// depended on whether they arrived in one update or several (an item whose left origin is a
+/// map entry, or a map entry overwritten in the same update while the delete set says the older
+/// value is live, was integrated from the pieces and deleted the entry's value, and stayed
+/// pending in the whole). No Yjs client writes one, but a writer could make peers that get a
+/// state in pieces see another document than those that get it whole. The server now cuts
+/// such a state around its pending structs (`doc::answer_sync_step1`, `integrates_whole`,
+/// ARCHITECTURE.md invariant 26): what integrates, cut, then the pending structs in one update.
+/// One input also overflowed a clock in a debug build of yrs while encoding the pending
+/// structs; yrs is built as the Lambdas ship it now (Cargo.toml), and the target no longer
+/// encodes them.
 #[test]
-#[ignore = "open finding of the fourth afl run (issue 10)"]
-fn open_finding_pending_structs_rebuild_differently_from_pieces() {
+fn a_state_with_pending_structs_is_cut_around_them() {
     for name in [
+        "live-map-entry-overwritten-in-pieces",
         "pending-structs-rebuild-differently",
         "origin-on-map-entry-rebuilds-differently",
-        // Fifth run: the pieces apply, and encoding the pending structs they leave overflows a
-        // clock in a debug build of yrs 0.28.1 (`Update::decode`, inside its pending merge).
         "pending-pieces-overflow-yrs-debug",
     ] {
-        replay("update", &regression_input(&format!("update-open/{name}")));
+        replay("update", &regression_input(&format!("update/{name}")));
     }
 }
 
@@ -292,18 +283,17 @@ fn an_item_under_a_string_item_of_an_earlier_update_merges_as_gc() {
     }
 }
 
-/// Still open (issue 10), fourth long run (8 inputs, one kind): updates each valid alone whose
-/// merge (Format items with crossing origins, then a delete set over them) Yjs and a release build
-/// of yrs 0.28.1 apply, but on which yrs' length bookkeeping overflows in a debug build (a panic,
-/// `TransactionMut::delete`). The server posts the merged state as a sync answer; the target's
-/// check (every posted update validates, in this debug build) fails. The server's own merges no
-/// longer depend on it (`doc::merge` falls back to the update-level merge). Telling such merges
-/// apart needs a document per room; `cargo test -p ylambda-fuzz -- --ignored` replays it.
+/// Found by afl on the `on_message` target (fourth long run, 8 inputs, one kind): updates each
+/// valid alone whose merge (Format items with crossing origins, then a delete set over them) Yjs
+/// and a release build of yrs 0.28.1 apply, but on which yrs' length bookkeeping overflows in a
+/// debug build (a panic in `TransactionMut::delete`): the target saw a posted update fail to
+/// validate. The Lambdas ship a release build, and yrs is now built without its debug checks in
+/// every profile (Cargo.toml), so tests and fuzzing run the yrs that ships; the server's own
+/// merges had already stopped depending on it (`doc::merge` falls back to the update-level merge).
 #[test]
-#[ignore = "open finding of the fourth afl run (issue 10)"]
-fn open_finding_a_merge_a_debug_build_of_yrs_cannot_apply() {
+fn a_merge_only_a_debug_build_of_yrs_overflows_on_is_served() {
     replay(
         "on_message",
-        &regression_input("on_message-open/crossing-origins-overflow-yrs-debug"),
+        &regression_input("on_message/crossing-origins-overflow-yrs-debug"),
     );
 }

@@ -1,5 +1,7 @@
 use ylambda_shared::doc::split::{split_update_v1, SplitError};
-use ylambda_shared::doc::{diff, merge, state_vector, validate_update};
+use ylambda_shared::doc::{
+    answer_sync_step1, diff, merge, state_vector, validate_update, OverLimit,
+};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, Snapshot, StateVector, Transact, Update};
 
@@ -9,8 +11,9 @@ use yrs::{Doc, ReadTxn, Snapshot, StateVector, Transact, Update};
 ///
 /// The raw update only has to be refused or accepted without a panic. When yrs accepts it, the
 /// document it makes, encoded by yrs (what the server merges and cuts for a sync step 2), must
-/// split (or be `Indivisible`), into pieces within the limit that each validate and, applied to
-/// a fresh document, give the same state.
+/// be cut as the server answers a new client (`answer_sync_step1`; or be `Indivisible`), into
+/// pieces within the limit (but for structs that cannot integrate, which travel whole) that each
+/// validate and, applied to a fresh document in order, give the same state.
 pub fn update(data: &[u8]) {
     let Some((&knob, update)) = data.split_first() else {
         return;
@@ -36,14 +39,21 @@ pub fn update(data: &[u8]) {
         // Many pieces, each checked on a document of its own: slow, and no new kind of cut.
         return;
     }
-    let pieces = match split_update_v1(&canonical, max) {
-        Ok(pieces) => pieces,
-        Err(SplitError::Indivisible { .. }) => return,
-        Err(e) => panic!("yrs' own encoding of an accepted update does not split: {e}"),
-    };
+    // Cut as the server cuts a sync step 2 answer for a new client.
+    let answer = answer_sync_step1(canonical.clone(), &[0], max)
+        .expect("the server answers from yrs' own encoding of an accepted update");
+    match &answer.over_limit {
+        None | Some(OverLimit::PendingWhole { .. }) => {}
+        Some(OverLimit::Uncut(SplitError::Indivisible { .. })) => return,
+        Some(OverLimit::Uncut(e)) => {
+            panic!("yrs' own encoding of an accepted update does not split: {e}")
+        }
+    }
+    let pieces = answer.pieces;
     for piece in &pieces {
+        // Only the pending structs (and deletions) may travel whole, over the limit.
         assert!(
-            piece.len() <= max,
+            piece.len() <= max || answer.over_limit.is_some(),
             "a {}-byte piece over the {max}-byte limit",
             piece.len()
         );

@@ -136,19 +136,12 @@ impl Handler {
             room: room.to_string(),
             reason: e.to_string(),
         };
-        let doc::SyncAnswer {
-            missing,
-            server_state_vector,
-        } = doc::answer_sync_step1(state, client_state_vector).map_err(document)?;
-        let mut frames = Vec::new();
-        for piece in self.cut_to_fit(room, missing) {
-            frames.push(transport::encode_frame(&ywebsocket::encode_sync_step2(
-                &piece,
-            )));
-        }
-        let server_step1 =
-            transport::encode_frame(&ywebsocket::encode_sync_step1(&server_state_vector));
-        frames.push(server_step1.clone());
+        let answer = doc::answer_sync_step1(state, client_state_vector, self.sync_piece_budget())
+            .map_err(document)?;
+        let server_state_vector = answer.server_state_vector.clone();
+        let mut frames = self.sync_frames(room, answer);
+        // The last frame is the server's sync step 1, which others may be asked with below.
+        let server_step1 = frames.last().cloned().unwrap_or_default();
         frames.extend(self.awareness_frames(room).await?);
         self.reply(endpoint, connection_id, &frames).await?;
         if !had_epoch {
@@ -184,33 +177,47 @@ impl Handler {
         let state = self.read_state(room).await?;
         // An empty state vector (no clients): the answer is everything.
         const NOTHING: [u8; 1] = [0];
-        let doc::SyncAnswer {
-            missing,
-            server_state_vector,
-        } = doc::answer_sync_step1(state, &NOTHING).map_err(|e| HandlerError::Document {
-            room: room.to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut frames: Vec<String> = self
-            .cut_to_fit(room, missing)
+        let answer =
+            doc::answer_sync_step1(state, &NOTHING, self.sync_piece_budget()).map_err(|e| {
+                HandlerError::Document {
+                    room: room.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(self.sync_frames(room, answer))
+    }
+
+    /// The frames of a sync answer: its pieces as sync step 2, then the server's sync step 1.
+    fn sync_frames(&self, room: &str, answer: doc::SyncAnswer) -> Vec<String> {
+        if let Some(why) = &answer.over_limit {
+            // Sending it may still fail at the gateway, but the client keeps its own state and
+            // the server keeps the document: nothing is lost.
+            tracing::error!(room, error = %why, "a sync answer over the message limit");
+        }
+        let mut frames: Vec<String> = answer
+            .pieces
             .iter()
             .map(|piece| transport::encode_frame(&ywebsocket::encode_sync_step2(piece)))
             .collect();
         frames.push(transport::encode_frame(&ywebsocket::encode_sync_step1(
-            &server_state_vector,
+            &answer.server_state_vector,
         )));
-        Ok(frames)
+        frames
     }
 
-    /// Cuts an update into valid pieces that each fit one message after base64.
+    /// The largest update that fits one sync or update message after base64.
+    fn sync_piece_budget(&self) -> usize {
+        max_binary_for_text(self.config.max_message_bytes) - SYNC_MESSAGE_OVERHEAD
+    }
+
+    /// Cuts a client's update too large for one message into valid pieces that each fit one.
     fn cut_to_fit(&self, room: &str, update: Vec<u8>) -> Vec<Vec<u8>> {
-        let budget = max_binary_for_text(self.config.max_message_bytes) - SYNC_MESSAGE_OVERHEAD;
-        match split_update_v1(&update, budget) {
+        match split_update_v1(&update, self.sync_piece_budget()) {
             Ok(pieces) => pieces,
             Err(e) => {
                 // Sending it whole may still fail at the gateway, but the client keeps its own
                 // state and the server keeps the document: nothing is lost.
-                tracing::error!(room, error = %e, bytes = update.len(), "cannot cut state to fit the message limit");
+                tracing::error!(room, error = %e, bytes = update.len(), "cannot cut an update to fit the message limit");
                 vec![update]
             }
         }

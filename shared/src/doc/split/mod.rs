@@ -56,6 +56,9 @@
 //! `state_vector` reads an update's state vector the same way, without yrs' decoder (answering a
 //! sync step 1 from a large room needs it; yrs builds every block first).
 //!
+//! `integration` tells whether a state would integrate whole into an empty document; a state
+//! that would not is cut around its pending structs ([`crate::doc::answer_sync_step1`]).
+//!
 //! `references` uses the same reading to check the IDs an update's items name, which
 //! `validate_update` needs: an update whose items name impossible structs splits into pieces that
 //! do not add up to it. `non_type_parents` does what that check cannot do for one update alone:
@@ -63,6 +66,7 @@
 //! of it.
 mod cut;
 mod delete_set;
+mod integration;
 mod non_type_parents;
 mod parse;
 mod references;
@@ -73,6 +77,7 @@ mod tests;
 
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
+pub use integration::integrates_whole;
 pub use non_type_parents::{gc_items_under_non_types, WithoutOrphans};
 use parse::parse_update;
 pub use references::{check_references, CLOCK_LIMIT};
@@ -101,8 +106,30 @@ pub fn split_update_v1(update: &[u8], max_piece_bytes: usize) -> Result<Vec<Vec<
     if update.len() <= max_piece_bytes {
         return Ok(vec![update.to_vec()]);
     }
-    let parsed = parse_update(update)?;
+    split_parsed(update, &parse_update(update)?, max_piece_bytes)
+}
 
+/// [`split_update_v1`] for a state that [`integrates_whole`], `None` for one that does not,
+/// reading it once (the sync answer to a new client of a large room needs both).
+pub fn split_if_it_integrates_whole(
+    update: &[u8],
+    max_piece_bytes: usize,
+) -> Result<Option<Vec<Vec<u8>>>, SplitError> {
+    if update.len() <= max_piece_bytes {
+        return Ok(Some(vec![update.to_vec()]));
+    }
+    let parsed = parse_update(update)?;
+    if !integration::parsed_integrates_whole(&parsed) {
+        return Ok(None);
+    }
+    split_parsed(update, &parsed, max_piece_bytes).map(Some)
+}
+
+fn split_parsed(
+    update: &[u8],
+    parsed: &parse::ParsedUpdate,
+    max_piece_bytes: usize,
+) -> Result<Vec<Vec<u8>>, SplitError> {
     let mut packer = StructPacker::new(max_piece_bytes);
     for section in &parsed.sections {
         for span in section.structs.iter().filter(|span| !span.is_skip) {

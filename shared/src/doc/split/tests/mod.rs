@@ -3,6 +3,7 @@
 //! refused without a panic (`malformed`). The helpers below build and compare documents.
 mod documents;
 mod hand_made;
+mod integration;
 mod malformed;
 mod non_type_parents;
 mod references;
