@@ -67,8 +67,9 @@ yjs=$(node -p "require('./benches/peers/node_modules/yjs/package.json').version"
     echo "the faster of mergeUpdates + diffUpdate and applying to a Y.Doc). **sync_step2_returning**"
     echo "answers a client that has 90% of every client's clock (yrs' diff; yjs: the faster of"
     echo "diffUpdate and a Y.Doc). **compaction** merges the 1 MB snapshot and 1,000 updates."
-    echo "**split** cuts a state into updates under 96 KB; **pieces** reassembles a message sent in"
-    echo "32 KB frames (ylambda only)."
+    echo "**split** cuts a state into updates under 96 KB; **split_checked** is the cut a new client's"
+    echo "answer gets: the same, after walking the state (in the same read) for structs that would"
+    echo "stay pending; **pieces** reassembles a message sent in 32 KB frames (ylambda only)."
     echo
     cat "$out/table.md"
 } > benches/MICROBENCHMARKS.md

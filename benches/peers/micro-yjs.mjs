@@ -99,6 +99,7 @@ if (snapshots.length && logs.length > 1) {
   rows.push(['compaction', `${name(snapshots[0])}+${name(logs[1])}`, bytesOf(all), time(() => Y.mergeUpdates(all)), 'mergeUpdates'])
 }
 for (const f of snapshots) rows.push(['split', name(f), read(f).length, null, 'no yjs equivalent'])
+for (const f of snapshots) rows.push(['split_checked', name(f), read(f).length, null, 'no yjs equivalent'])
 if (snapshots.length) rows.push(['pieces', name(snapshots[0]), read(snapshots[0]).length, null, 'no yjs equivalent'])
 
 /** criterion's median for doc/<operation>/<input>, in ms. */

@@ -11,8 +11,9 @@ use criterion::BatchSize::LargeInput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ylambda_shared::adapters::MemoryDocStore;
 use ylambda_shared::doc::{
-    answer_sync_step1, merge_room, split::split_update_v1, state_vector, validate_update,
-    SyncAnswer,
+    answer_sync_step1, merge_room,
+    split::{split_if_it_integrates_whole, split_update_v1},
+    state_vector, validate_update, SyncAnswer,
 };
 use ylambda_shared::ports::{DocStore, PieceLimits, PieceOutcome};
 use ylambda_shared::protocol::pieces::{parse_piece, split_into_pieces};
@@ -101,9 +102,12 @@ fn write_inputs(inputs: &Inputs) -> std::io::Result<PathBuf> {
 /// Sync step 2 as the handler answers it: the room's state merged, what the client lacks, and
 /// the server's state vector (for its own sync step 1). The handler owns what it read from the
 /// stores, so the benchmarks hand the updates over by value, copied outside the timed part.
+/// No piece limit: these benchmarks time the answer; cutting has benchmarks of its own.
+const NO_CUT: usize = usize::MAX;
+
 fn sync_step2(snapshot: Option<Vec<u8>>, log: Vec<Vec<u8>>) -> SyncAnswer {
     let merged = merge_room(snapshot, log).expect("the trace merges");
-    answer_sync_step1(merged.state, &EMPTY_STATE_VECTOR).expect("and answers a new client")
+    answer_sync_step1(merged.state, &EMPTY_STATE_VECTOR, NO_CUT).expect("and answers a new client")
 }
 
 fn benches(c: &mut Criterion, inputs: &Inputs) {
@@ -143,7 +147,8 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
                 b.iter_batched(
                     || snapshot.clone(),
                     |snapshot| {
-                        answer_sync_step1(snapshot, returning).expect("answers a returning client")
+                        answer_sync_step1(snapshot, returning, NO_CUT)
+                            .expect("answers a returning client")
                     },
                     LargeInput,
                 )
@@ -168,6 +173,18 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
         g.bench_function(BenchmarkId::new("split", format!("snapshot-{name}")), |b| {
             b.iter(|| split_update_v1(snapshot, PIECE_BUDGET).expect("cuts"))
         });
+        // What the server does for a new client: the same cut, after checking (in the same read
+        // of the state) that nothing in it would stay pending (ARCHITECTURE.md invariant 26).
+        g.bench_function(
+            BenchmarkId::new("split_checked", format!("snapshot-{name}")),
+            |b| {
+                b.iter(|| {
+                    split_if_it_integrates_whole(snapshot, PIECE_BUDGET)
+                        .expect("cuts")
+                        .expect("integrates whole")
+                })
+            },
+        );
     }
     if let Some((name, snapshot)) = inputs.snapshots.first() {
         let runtime = tokio::runtime::Builder::new_current_thread()
