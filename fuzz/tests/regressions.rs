@@ -263,6 +263,20 @@ fn a_state_with_pending_structs_is_cut_around_them() {
     }
 }
 
+/// Found by afl on the `update` target (sixth long run, 2026-12-06, 5 inputs, one kind): a
+/// formatting item whose left origin lies right of its right origin (no Yjs client writes one;
+/// here also one that splits a surrogate pair). yrs applies the update, but integrating yrs' own
+/// encoding of the document it makes gives another document (more deleted), and the sync step 2
+/// pieces of that encoding yet another. A room's state would change each time it was merged.
+/// `validate_update` now also requires the document's encoding to rebuild the same document.
+#[test]
+fn an_update_whose_encoding_rebuilds_another_document_is_refused() {
+    refused_update(
+        "format-crossing-origins-rebuilds-differently",
+        "rebuilds another document",
+    );
+}
+
 /// Found by afl on the `on_message` target (fourth long run, 6 inputs and 35 more of the same
 /// kind after the fixes): an update whose item names, as its parent, a String item of an earlier
 /// update in the room. `check_references` cannot judge a parent outside the update, so each
