@@ -56,6 +56,8 @@ pub(super) struct StructSpan {
     pub(super) is_skip: bool,
     /// A String, Any or JSON item of more than one unit that is not a map entry: it may be cut.
     pub(super) cuttable: bool,
+    /// An item under a map key (its own, or its origin's): a value of that key.
+    pub(super) map_entry: bool,
     /// What it is: GC, Skip, or an item and its content kind.
     pub(super) content: Content,
     /// The structs it names (an item's origins and parent ID).
@@ -113,6 +115,7 @@ pub(super) fn parse_update(input: &[u8]) -> Result<ParsedUpdate, SplitError> {
                 len: parsed.len,
                 bytes: start..reader.pos(),
                 is_skip: matches!(parsed.kind, StructKind::Skip),
+                map_entry: false,
                 cuttable: parsed.len > 1
                     && matches!(&parsed.kind, StructKind::Item(item) if item.payload.is_some()),
                 content: match &parsed.kind {
@@ -206,6 +209,7 @@ fn keep_map_entries_whole(sections: &mut [ClientSection]) {
     }
     for (s, i) in marks {
         sections[s].structs[i].cuttable = false;
+        sections[s].structs[i].map_entry = true;
     }
 }
 

@@ -18,6 +18,10 @@
 //! - each client has one section: a document writes its structs grouped by client, once each;
 //!   yrs decodes a client written twice into overlapping structs, and encoding the document
 //!   they make read freed memory (an allocation of 6 * 10^18 bytes: an abort, found by afl);
+//! - a live map entry is one unit long: Yjs writes one value per item under a key (its own, or
+//!   inherited from its origin), and merges only deleted ones; yrs reads a String or Any item of
+//!   many units there, splits it when an item names its middle, and then reads the halves as two
+//!   values of the key, so its own encoding of the document rebuilds another (found by afl);
 //! - no JSON content: Yjs 13 writes Any content instead (JSON is read only for documents of older
 //!   Yjs), and yrs 0.28.1 reads JSON content with one string more than its count, so the same
 //!   bytes mean different things to Yjs and to yrs, and a cut JSON item cannot be read.
@@ -27,14 +31,15 @@ use yrs::block::{
     BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER,
 };
 
-use super::parse::{parse_update, Content, Id, StructSpan};
+use super::parse::{parse_update, Content, DeleteSetEntry, Id, StructSpan};
 use super::SplitError;
 
 /// The first clock no struct may reach (see the module's rules).
 pub const CLOCK_LIMIT: u64 = 1 << 30;
 
 /// Refuses an update (v1) whose items name a later struct of their own client, or a parent in the
-/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content.
+/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content, or a
+/// live map entry of more than one unit.
 /// Everything [`super::split_update_v1`] refuses as malformed is refused here too.
 pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
     let parsed = parse_update(update)?;
@@ -69,6 +74,20 @@ pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
                     section.client,
                     span.clock,
                     "has JSON content (old Yjs; yrs misreads it)".to_string(),
+                ));
+            }
+            if span.map_entry
+                && span.len > 1
+                && span.content != Content::Item(BLOCK_ITEM_DELETED_REF_NUMBER)
+                && !deleted(&parsed.delete_set, section.client, span)
+            {
+                return Err(refused(
+                    section.client,
+                    span.clock,
+                    format!(
+                        "is a live map entry of {} units (a key holds one value per item)",
+                        span.len
+                    ),
                 ));
             }
             let named = [span.refs.origin, span.refs.right_origin, span.refs.parent];
@@ -120,6 +139,30 @@ fn check_parent(
         Content::Item(BLOCK_ITEM_TYPE_REF_NUMBER | BLOCK_ITEM_DELETED_REF_NUMBER) => Ok(()),
         Content::Item(kind) => Err(format!("an item of content kind {kind}")),
     }
+}
+
+/// Whether the update's own delete set deletes all of the span (its ranges may be written in
+/// any order, and adjacent ones apart).
+fn deleted(delete_set: &[DeleteSetEntry], client: u64, span: &StructSpan) -> bool {
+    let mut ranges: Vec<(u64, u64)> = delete_set
+        .iter()
+        .filter(|entry| entry.client == client)
+        .flat_map(|entry| &entry.ranges)
+        .map(|&(clock, len)| (u64::from(clock), u64::from(clock) + u64::from(len)))
+        .collect();
+    ranges.sort_unstable();
+    let end = u64::from(span.clock) + u64::from(span.len);
+    let mut covered = u64::from(span.clock);
+    for (from, to) in ranges {
+        if from > covered {
+            break;
+        }
+        covered = covered.max(to);
+        if covered >= end {
+            return true;
+        }
+    }
+    false
 }
 
 fn refused(client: u64, clock: u32, what: String) -> SplitError {

@@ -3,7 +3,7 @@
 //! would take them, pending forever); so are clocks past the limit and JSON content.
 use yrs::block::{
     BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER,
-    HAS_ORIGIN, HAS_RIGHT_ORIGIN,
+    HAS_ORIGIN, HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
 };
 use yrs::types::TYPE_REFS_TEXT;
 
@@ -172,4 +172,37 @@ fn json_content_is_refused() {
         validate_update(&as_yrs_reads_it),
         Err(DocError::InvalidUpdate(_))
     ));
+}
+
+#[test]
+fn a_live_map_entry_of_several_units_is_refused() {
+    // Under key "k" of root map "map": a String of two units, then the update's delete set.
+    let entry = |text: &[u8], delete_set: &[u8]| {
+        let mut item = vec![
+            BLOCK_ITEM_STRING_REF_NUMBER | HAS_PARENT_SUB,
+            1,
+            3,
+            b'm',
+            b'a',
+            b'p',
+            1,
+            b'k',
+            text.len() as u8,
+        ];
+        item.extend_from_slice(text);
+        let mut update = one_struct_update(9, &item);
+        update.pop();
+        update.extend_from_slice(delete_set);
+        update
+    };
+    let live = entry(b"ab", &[0]);
+    yrs_takes(&live);
+    assert_refused(&live, "live map entry of 2 units");
+    // One unit, or deleted by the update itself (in one range or two), is what Yjs writes.
+    check_references(&entry(b"a", &[0])).expect("one value");
+    check_references(&entry(b"ab", &[1, 9, 1, 0, 2])).expect("deleted");
+    check_references(&entry(b"ab", &[1, 9, 2, 1, 1, 0, 1])).expect("deleted in two ranges");
+    assert_refused(&entry(b"ab", &[1, 9, 1, 1, 1]), "live map entry");
+    // The rich documents' deleted values under a key (many units, with and without GC) pass:
+    // `what_documents_write_passes`.
 }
