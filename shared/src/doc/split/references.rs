@@ -18,10 +18,12 @@
 //! - each client has one section: a document writes its structs grouped by client, once each;
 //!   yrs decodes a client written twice into overlapping structs, and encoding the document
 //!   they make read freed memory (an allocation of 6 * 10^18 bytes: an abort, found by afl);
-//! - a live map entry is one unit long: Yjs writes one value per item under a key (its own, or
-//!   inherited from its origin), and merges only deleted ones; yrs reads a String or Any item of
-//!   many units there, splits it when an item names its middle, and then reads the halves as two
-//!   values of the key, so its own encoding of the document rebuilds another (found by afl);
+//! - an item names no unit inside a map entry (a struct under a key, its own or inherited from its
+//!   origin): Yjs writes one value per item under a key and merges only deleted ones, and a new
+//!   value names the last unit of the one before; yrs reads values of many units, splits one
+//!   when an item names its inside, and then reads the halves as two values of the key, so its
+//!   own encoding of the document rebuilds another (found by afl). A long entry alone is fine:
+//!   deleted values merge, and their delete set may travel in another piece;
 //! - no JSON content: Yjs 13 writes Any content instead (JSON is read only for documents of older
 //!   Yjs), and yrs 0.28.1 reads JSON content with one string more than its count, so the same
 //!   bytes mean different things to Yjs and to yrs, and a cut JSON item cannot be read.
@@ -31,15 +33,15 @@ use yrs::block::{
     BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER,
 };
 
-use super::parse::{parse_update, Content, DeleteSetEntry, Id, StructSpan};
+use super::parse::{parse_update, Content, Id, StructSpan};
 use super::SplitError;
 
 /// The first clock no struct may reach (see the module's rules).
 pub const CLOCK_LIMIT: u64 = 1 << 30;
 
 /// Refuses an update (v1) whose items name a later struct of their own client, or a parent in the
-/// same update that is not a type, or that reaches [`CLOCK_LIMIT`] or holds JSON content, or a
-/// live map entry of more than one unit.
+/// same update that is not a type, or the inside of a map entry, or that reaches [`CLOCK_LIMIT`]
+/// or holds JSON content.
 /// Everything [`super::split_update_v1`] refuses as malformed is refused here too.
 pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
     let parsed = parse_update(update)?;
@@ -76,19 +78,35 @@ pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
                     "has JSON content (old Yjs; yrs misreads it)".to_string(),
                 ));
             }
-            if span.map_entry
-                && span.len > 1
-                && span.content != Content::Item(BLOCK_ITEM_DELETED_REF_NUMBER)
-                && !deleted(&parsed.delete_set, section.client, span)
-            {
-                return Err(refused(
-                    section.client,
-                    span.clock,
-                    format!(
-                        "is a live map entry of {} units (a key holds one value per item)",
-                        span.len
-                    ),
-                ));
+            // Naming a unit inside a map entry makes yrs split it, and the halves then read as
+            // two values of the key: an item names only the last unit of a value it comes after,
+            // and the first of one it comes before.
+            let ends = [
+                (span.refs.origin, End::Last),
+                (span.refs.right_origin, End::First),
+            ];
+            for (id, end) in ends {
+                let Some(named) = id.and_then(|id| struct_at(&by_client, id)) else {
+                    continue;
+                };
+                let (start, last) = (named.clock, named.clock + named.len.saturating_sub(1));
+                let at = id.map_or(start, |(_, clock)| clock);
+                let fine = match end {
+                    End::Last => at == last,
+                    End::First => at == start,
+                };
+                if named.map_entry && !fine {
+                    return Err(refused(
+                        section.client,
+                        span.clock,
+                        format!(
+                            "names the inside of a map entry of {} units, <{}#{}>",
+                            named.len,
+                            id.map_or(0, |(client, _)| client),
+                            named.clock
+                        ),
+                    ));
+                }
             }
             let named = [span.refs.origin, span.refs.right_origin, span.refs.parent];
             for (client, clock) in named.into_iter().flatten() {
@@ -123,17 +141,9 @@ fn check_parent(
     by_client: &HashMap<u64, Vec<&StructSpan>>,
     (client, clock): Id,
 ) -> Result<(), String> {
-    let Some(spans) = by_client.get(&client) else {
+    let Some(span) = struct_at(by_client, (client, clock)) else {
         return Ok(());
     };
-    // The last struct starting at or before `clock`, if `clock` falls inside it.
-    let at = spans.partition_point(|span| span.clock <= clock);
-    let Some(span) = at.checked_sub(1).map(|i| spans[i]) else {
-        return Ok(());
-    };
-    if u64::from(clock) >= u64::from(span.clock) + u64::from(span.len) {
-        return Ok(());
-    }
     match span.content {
         Content::Gc | Content::Skip => Ok(()),
         Content::Item(BLOCK_ITEM_TYPE_REF_NUMBER | BLOCK_ITEM_DELETED_REF_NUMBER) => Ok(()),
@@ -141,28 +151,21 @@ fn check_parent(
     }
 }
 
-/// Whether the update's own delete set deletes all of the span (its ranges may be written in
-/// any order, and adjacent ones apart).
-fn deleted(delete_set: &[DeleteSetEntry], client: u64, span: &StructSpan) -> bool {
-    let mut ranges: Vec<(u64, u64)> = delete_set
-        .iter()
-        .filter(|entry| entry.client == client)
-        .flat_map(|entry| &entry.ranges)
-        .map(|&(clock, len)| (u64::from(clock), u64::from(clock) + u64::from(len)))
-        .collect();
-    ranges.sort_unstable();
-    let end = u64::from(span.clock) + u64::from(span.len);
-    let mut covered = u64::from(span.clock);
-    for (from, to) in ranges {
-        if from > covered {
-            break;
-        }
-        covered = covered.max(to);
-        if covered >= end {
-            return true;
-        }
-    }
-    false
+/// Which unit of a struct another may name.
+enum End {
+    Last,
+    First,
+}
+
+/// The struct of this update holding `id`, if any.
+fn struct_at<'a>(
+    by_client: &HashMap<u64, Vec<&'a StructSpan>>,
+    (client, clock): Id,
+) -> Option<&'a StructSpan> {
+    let spans = by_client.get(&client)?;
+    let at = spans.partition_point(|span| span.clock <= clock);
+    let span = spans[at.checked_sub(1)?];
+    (u64::from(clock) < u64::from(span.clock) + u64::from(span.len)).then_some(span)
 }
 
 fn refused(client: u64, clock: u32, what: String) -> SplitError {

@@ -175,34 +175,34 @@ fn json_content_is_refused() {
 }
 
 #[test]
-fn a_live_map_entry_of_several_units_is_refused() {
-    // Under key "k" of root map "map": a String of two units, then the update's delete set.
-    let entry = |text: &[u8], delete_set: &[u8]| {
-        let mut item = vec![
-            BLOCK_ITEM_STRING_REF_NUMBER | HAS_PARENT_SUB,
-            1,
-            3,
-            b'm',
-            b'a',
-            b'p',
-            1,
-            b'k',
-            text.len() as u8,
-        ];
-        item.extend_from_slice(text);
-        let mut update = one_struct_update(9, &item);
-        update.pop();
-        update.extend_from_slice(delete_set);
-        update
+fn an_item_naming_the_inside_of_a_map_entry_is_refused() {
+    // Client 9: "ab" under key "k" of root map "map" (clocks 0 and 1), then maybe an item "x"
+    // after (origin) or before (right origin) one of its units.
+    let entry = vec![
+        BLOCK_ITEM_STRING_REF_NUMBER | HAS_PARENT_SUB,
+        1,
+        3,
+        b'm',
+        b'a',
+        b'p',
+        1,
+        b'k',
+        2,
+        b'a',
+        b'b',
+    ];
+    let with = |flag: u8, clock: u8| {
+        let item = vec![BLOCK_ITEM_STRING_REF_NUMBER | flag, 9, clock, 1, b'x'];
+        update_of(&[entry.clone(), item])
     };
-    let live = entry(b"ab", &[0]);
-    yrs_takes(&live);
-    assert_refused(&live, "live map entry of 2 units");
-    // One unit, or deleted by the update itself (in one range or two), is what Yjs writes.
-    check_references(&entry(b"a", &[0])).expect("one value");
-    check_references(&entry(b"ab", &[1, 9, 1, 0, 2])).expect("deleted");
-    check_references(&entry(b"ab", &[1, 9, 2, 1, 1, 0, 1])).expect("deleted in two ranges");
-    assert_refused(&entry(b"ab", &[1, 9, 1, 1, 1]), "live map entry");
-    // The rich documents' deleted values under a key (many units, with and without GC) pass:
-    // `what_documents_write_passes`.
+    // Alone, a long entry is fine (Yjs merges deleted values; their delete set may be in
+    // another piece).
+    check_references(&update_of(std::slice::from_ref(&entry))).expect("an entry of two units");
+    // A new value after the entry names its last unit.
+    check_references(&with(HAS_ORIGIN, 1)).expect("after the last unit");
+    check_references(&with(HAS_RIGHT_ORIGIN, 0)).expect("before the first unit");
+    for inside in [with(HAS_ORIGIN, 0), with(HAS_RIGHT_ORIGIN, 1)] {
+        yrs_takes(&inside);
+        assert_refused(&inside, "names the inside of a map entry of 2 units");
+    }
 }
