@@ -330,19 +330,16 @@ fn an_item_naming_the_inside_of_a_map_entry_is_refused() {
     );
 }
 
-/// Still open (issue 10), sixth long run (`on_message`, 18 inputs, one kind): an update whose
-/// item names as parent `<1#0>` before any update holds `<1#0>`, so neither validation nor the
-/// merge can judge it (invariant 22 checks log items against what the room holds); compaction
-/// moves it into the snapshot; then `<1#0>` arrives as a String. Invariant 22's check reads only
-/// log items (the snapshot was written by an earlier merge), so the merged state holds an item
-/// under a String parent, which the server's own validator refuses (Yjs makes it GC). The fix
-/// needs the check to read snapshot items whose parent a later log entry holds without reading a
-/// large snapshot on every merge. `cargo test -p ylambda-fuzz -- --ignored` replays it.
+/// Found by afl on the `on_message` target (sixth long run, 52 inputs, one kind): an update whose
+/// item names as parent `<1#0>` before any update holds `<1#0>` (pending, as in Yjs); compaction
+/// moves it into the snapshot; then `<1#0>` arrives as a String. The merge checked only log
+/// items against the snapshot, so the merged state held an item under a String parent, which
+/// the server's own validator refused. The merge now also reads the snapshot's items when the
+/// log holds content that cannot be a parent.
 #[test]
-#[ignore = "open finding of the sixth afl run (issue 10)"]
-fn open_finding_a_snapshot_item_whose_string_parent_arrives_later() {
+fn a_snapshot_item_whose_string_parent_arrives_later_merges_as_gc() {
     replay(
         "on_message",
-        &regression_input("on_message-open/snapshot-item-under-a-string-parent-sent-later"),
+        &regression_input("on_message/snapshot-item-under-a-string-parent-sent-later"),
     );
 }

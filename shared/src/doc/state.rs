@@ -139,21 +139,23 @@ pub fn merge_room(
     };
     let snapshot = snapshot.as_deref();
     let checked = super::split::gc_items_under_non_types(snapshot, &log);
-    let (to_merge, gc_items, unchecked): (Vec<&[u8]>, _, _) = match &checked {
+    let (base, to_merge, gc_items, unchecked): (Option<&[u8]>, Vec<&[u8]>, _, _) = match &checked {
         Ok(checked) => (
+            checked.base.as_deref(),
             checked.log.iter().map(AsRef::as_ref).collect(),
             checked.replaced,
             None,
         ),
         // Merging it as before beats refusing the room.
         Err(e) => (
+            snapshot,
             log.iter().map(Vec::as_slice).collect(),
             0,
             Some(e.to_string()),
         ),
     };
     Ok(MergedRoom {
-        state: merge_onto(snapshot, &to_merge)?,
+        state: merge_onto(base, &to_merge)?,
         gc_items,
         unchecked,
     })

@@ -23,26 +23,35 @@ use crate::codec::write_var_uint;
 /// The info byte of a GC struct (then its length).
 const GC_INFO: u8 = 0;
 
-/// A room's log, ready to merge onto its snapshot.
+/// A room's snapshot and log, ready to merge.
 pub struct WithoutOrphans<'a> {
+    /// The snapshot; borrowed where nothing changed.
+    pub base: Option<Cow<'a, [u8]>>,
     /// The log's updates in the order given; borrowed where nothing changed.
     pub log: Vec<Cow<'a, [u8]>>,
     /// Items written as GC.
     pub replaced: usize,
 }
 
-/// The log's updates with every item whose parent ID names, in the log or in `base` (the room's
-/// snapshot), an item that is neither a type nor deleted content, written as a GC struct of its
-/// length instead. An update without such an item is returned as it is (borrowed).
+/// The snapshot and log with every item whose parent ID names, in either, an item that is
+/// neither a type nor deleted content, written as a GC struct of its length instead. An update
+/// without such an item is returned as it is (borrowed).
 ///
-/// `base` was written by this merge, so its own items are not checked again, and it is read
-/// only when a log item names a parent the log does not hold: a log of typing (items placed by
-/// their origins, no parent IDs) costs one read of each log entry.
+/// The snapshot is read only when it could hold either side of such a pair with the log:
+/// - a log item names a parent the log does not hold (the parent may be in the snapshot);
+/// - the log holds content that cannot be a parent (a String, say): a snapshot item may name it.
+///   Such an item waited in the snapshot for a parent that had not arrived when it was merged
+///   (found by afl, `fuzz/regressions/on_message/snapshot-item-under-a-string-parent-sent-later`).
+///
+/// A log of nothing but types and deletions costs one read of each log entry. A log of typing
+/// holds Strings, so the snapshot is read too: one more pass over it beside yrs' own merge,
+/// priced in benches/MICROBENCHMARKS.md (`compaction`).
 pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
-    base: Option<&[u8]>,
+    base: Option<&'a [u8]>,
     log: &'a [B],
 ) -> Result<WithoutOrphans<'a>, SplitError> {
     let unchanged = || WithoutOrphans {
+        base: base.map(Cow::Borrowed),
         log: log.iter().map(|u| Cow::Borrowed(u.as_ref())).collect(),
         replaced: 0,
     };
@@ -50,36 +59,39 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         // One update alone was checked when it was validated.
         return Ok(unchanged());
     }
-    let parsed: Vec<ParsedUpdate> = log
+    let log_parsed: Vec<ParsedUpdate> = log
         .iter()
         .map(|update| parse_update(update.as_ref()))
         .collect::<Result<_, _>>()?;
-    let named: Vec<Id> = parsed
-        .iter()
-        .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
-        .filter_map(|span| span.refs.parent)
+    let read_base = match base {
+        None => false,
+        Some(_) if log_parsed.iter().any(holds_non_types) => true,
+        Some(_) => {
+            let named = named_parents(&log_parsed);
+            let kinds = Kinds::of(&log_parsed, &clients(&named));
+            named.iter().any(|&id| !kinds.holds(id))
+        }
+    };
+    let base_parsed = match base {
+        Some(base) if read_base => Some(parse_update(base)?),
+        _ => None,
+    };
+    // Every update read, the snapshot first: kinds are looked up across all of them.
+    let updates: Vec<(&'a [u8], &ParsedUpdate)> = base
+        .filter(|_| read_base)
+        .into_iter()
+        .zip(&base_parsed)
+        .chain(log.iter().map(AsRef::as_ref).zip(&log_parsed))
         .collect();
+    let all_parsed: Vec<&ParsedUpdate> = updates.iter().map(|&(_, parsed)| parsed).collect();
+    let named = named_parents(all_parsed.iter().copied());
     if named.is_empty() {
         return Ok(unchanged());
     }
-    let parents: HashSet<u64> = named.iter().map(|&(client, _)| client).collect();
-    let mut kinds = Kinds::default();
-    for update in &parsed {
-        kinds.add(update, &parents);
-    }
-    kinds.sort();
-    let base_parsed;
-    if let Some(base) = base {
-        if named.iter().any(|&id| !kinds.holds(id)) {
-            base_parsed = parse_update(base)?;
-            kinds.add(&base_parsed, &parents);
-            kinds.sort();
-        }
-    }
+    let kinds = Kinds::of(all_parsed.iter().copied(), &clients(&named));
     let mut replaced = 0;
-    let mut out = Vec::with_capacity(log.len());
-    for (update, parsed) in log.iter().zip(&parsed) {
-        let update = update.as_ref();
+    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(updates.len());
+    for (update, parsed) in updates {
         let mut orphans: Vec<&StructSpan> = parsed
             .sections
             .iter()
@@ -94,11 +106,47 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         orphans.sort_by_key(|span| span.bytes.start);
         out.push(Cow::Owned(with_gc_structs(update, &orphans)));
     }
-    Ok(WithoutOrphans { log: out, replaced })
+    let mut out = out.into_iter();
+    let base = match base {
+        Some(_) if read_base => out.next(),
+        base => base.map(Cow::Borrowed),
+    };
+    Ok(WithoutOrphans {
+        base,
+        log: out.collect(),
+        replaced,
+    })
+}
+
+/// Whether an update holds an item that cannot be a parent.
+fn holds_non_types(update: &ParsedUpdate) -> bool {
+    update
+        .sections
+        .iter()
+        .flat_map(|section| &section.structs)
+        .any(|span| is_non_type(span.content))
+}
+
+fn is_non_type(content: Content) -> bool {
+    matches!(content, Content::Item(kind)
+        if kind != BLOCK_ITEM_TYPE_REF_NUMBER && kind != BLOCK_ITEM_DELETED_REF_NUMBER)
+}
+
+/// The parent IDs items of `updates` name.
+fn named_parents<'p>(updates: impl IntoIterator<Item = &'p ParsedUpdate>) -> Vec<Id> {
+    updates
+        .into_iter()
+        .flat_map(|p| p.sections.iter().flat_map(|s| &s.structs))
+        .filter_map(|span| span.refs.parent)
+        .collect()
+}
+
+fn clients(ids: &[Id]) -> HashSet<u64> {
+    ids.iter().map(|&(client, _)| client).collect()
 }
 
 /// What the structs of some clients are, by clock, from every update read so far. Updates may
-/// overlap (a client resends what the room has). [`Kinds::sort`] after adding, before asking.
+/// overlap (a client resends what the room has).
 #[derive(Default)]
 struct Kinds {
     by_client: HashMap<u64, ClientSpans>,
@@ -113,6 +161,16 @@ struct ClientSpans {
 }
 
 impl Kinds {
+    /// The structs of `updates` whose client is in `clients`.
+    fn of<'p>(updates: impl IntoIterator<Item = &'p ParsedUpdate>, clients: &HashSet<u64>) -> Self {
+        let mut kinds = Kinds::default();
+        for update in updates {
+            kinds.add(update, clients);
+        }
+        kinds.sort();
+        kinds
+    }
+
     /// Records the structs of `update` whose client is in `clients`.
     fn add(&mut self, update: &ParsedUpdate, clients: &HashSet<u64>) {
         for section in &update.sections {
@@ -155,10 +213,7 @@ impl Kinds {
 
     /// Whether some update holds, at `id`, an item that cannot be a parent.
     fn is_non_type(&self, id: Id) -> bool {
-        self.at(id).any(|content| {
-            matches!(content, Content::Item(kind)
-                if kind != BLOCK_ITEM_TYPE_REF_NUMBER && kind != BLOCK_ITEM_DELETED_REF_NUMBER)
-        })
+        self.at(id).any(is_non_type)
     }
 }
 

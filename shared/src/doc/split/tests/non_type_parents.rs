@@ -29,8 +29,10 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
     let check = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
         let done = gc_items_under_non_types(base, log).expect("readable");
         assert_eq!(done.replaced, 1);
-        for (before, after) in log.iter().zip(&done.log) {
-            if before.as_slice() == string.as_slice() {
+        let updates = base.iter().copied().zip(&done.base);
+        let updates = updates.chain(log.iter().map(|u| u.as_slice()).zip(&done.log));
+        for (before, after) in updates {
+            if before == string.as_slice() {
                 assert!(
                     matches!(after, Cow::Borrowed(_)),
                     "the parent's update is untouched"
@@ -53,10 +55,12 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
             state_vector(&unfixed).unwrap()
         );
     };
-    // Both in the log, in either order; or the parent in the snapshot.
+    // Both in the log, in either order; the parent in the snapshot; or the child in the
+    // snapshot, merged there while its parent had not arrived (the String comes later).
     check(None, &[&string, &child]);
     check(None, &[&child, &string]);
     check(Some(&string), &[&child]);
+    check(Some(&child), &[&string]);
 }
 
 #[test]
@@ -70,10 +74,13 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
         let done = gc_items_under_non_types(base, log).expect("readable");
         assert_eq!(done.replaced, 0);
         assert!(done.log.iter().all(|u| matches!(u, Cow::Borrowed(_))));
+        assert!(done.base.iter().all(|u| matches!(u, Cow::Borrowed(_))));
+        assert_eq!(done.base.is_some(), base.is_some());
     };
     kept(None, &[&text_type, &child]);
     kept(Some(&text_type), &[&child]);
-    // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
+    kept(Some(&child), &[&text_type]); // the type arrives after its child was merged
+                                       // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
     kept(None, &[&child]);
     let elsewhere = one_struct_update(5, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']));
     kept(Some(&elsewhere), &[&child, &elsewhere]);
