@@ -139,6 +139,21 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
             },
         );
     }
+    // A fresh client joining a large document just after a few edits: the snapshot and a short
+    // log of typing, merged (the log holds Strings, so invariant 22 reads the snapshot too).
+    if let (Some((name, snapshot)), Some((n, log))) = (inputs.snapshots.last(), inputs.logs.first())
+    {
+        g.bench_function(
+            BenchmarkId::new("sync_step2", format!("snapshot-{name}+log-{n}")),
+            |b| {
+                b.iter_batched(
+                    || (snapshot.clone(), log.clone()),
+                    |(snapshot, log)| sync_step2(Some(snapshot), log),
+                    LargeInput,
+                )
+            },
+        );
+    }
     // A client that has most of the document (a tab reconnecting) gets yrs' diff.
     for ((name, snapshot), returning) in inputs.snapshots.iter().zip(&inputs.returning) {
         g.bench_function(
