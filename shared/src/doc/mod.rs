@@ -9,4 +9,4 @@ pub use json::state_to_json;
 pub use state::{
     diff, guard, merge, merge_room, state_vector, validate_update, DocError, MergedRoom, Validated,
 };
-pub use sync::{answer_sync_step1, OverLimit, SyncAnswer};
+pub use sync::{answer_sync_step1, cut_or_keep_whole, OverLimit, SyncAnswer};

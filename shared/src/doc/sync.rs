@@ -82,7 +82,7 @@ pub fn answer_sync_step1(
             // A state the crate's reader refuses (a snapshot some older version wrote) is cut
             // as before; the cut says what it could not do.
             if integrates_whole(&state).unwrap_or(true) {
-                let (pieces, e) = cut(missing, max_piece_bytes);
+                let (pieces, e) = cut_or_keep_whole(missing, max_piece_bytes);
                 return Ok(answer(pieces, e.and_then(uncut)));
             }
         }
@@ -91,8 +91,13 @@ pub fn answer_sync_step1(
     Ok(answer(pieces, over_limit))
 }
 
-/// The update in pieces, or whole with the reason it could not be cut.
-fn cut(update: Vec<u8>, max_piece_bytes: usize) -> (Vec<Vec<u8>>, Option<SplitError>) {
+/// The update in pieces of at most `max_piece_bytes`, or whole with the reason it could not be
+/// cut (sending it whole may still fail at the gateway, but nothing is lost: the sender keeps its
+/// state and the server its document).
+pub fn cut_or_keep_whole(
+    update: Vec<u8>,
+    max_piece_bytes: usize,
+) -> (Vec<Vec<u8>>, Option<SplitError>) {
     match split_update_v1(&update, max_piece_bytes) {
         Ok(pieces) => (pieces, None),
         Err(e) => (vec![update], Some(e)),
@@ -125,7 +130,7 @@ fn cut_around_pending(
         }
         Ok::<_, DocError>((integrated, pending))
     })??;
-    let (mut pieces, uncut) = cut(integrated, max_piece_bytes);
+    let (mut pieces, uncut) = cut_or_keep_whole(integrated, max_piece_bytes);
     let mut over_limit = uncut.map(OverLimit::Uncut);
     for update in pending {
         if update.len() > max_piece_bytes && over_limit.is_none() {

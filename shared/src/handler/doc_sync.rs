@@ -3,7 +3,7 @@ use yrs::updates::encoder::Encode;
 
 use super::retry::retry_store;
 use super::{Handler, HandlerError, HandlerResult};
-use crate::doc::{self, split::split_update_v1, Validated};
+use crate::doc::{self, Validated};
 use crate::ports::{AwarenessEntry, Channel, Membership, RosterVersion, Scope};
 use crate::protocol::relay::{self, RelayKind};
 use crate::protocol::transport::{self, max_binary_for_text};
@@ -138,10 +138,7 @@ impl Handler {
         };
         let answer = doc::answer_sync_step1(state, client_state_vector, self.sync_piece_budget())
             .map_err(document)?;
-        let server_state_vector = answer.server_state_vector.clone();
-        let mut frames = self.sync_frames(room, answer);
-        // The last frame is the server's sync step 1, which others may be asked with below.
-        let server_step1 = frames.last().cloned().unwrap_or_default();
+        let (mut frames, server_step1) = self.sync_frames(room, answer);
         frames.extend(self.awareness_frames(room).await?);
         self.reply(endpoint, connection_id, &frames).await?;
         if !had_epoch {
@@ -159,10 +156,10 @@ impl Handler {
                     "no live data for a room that has other connections (lost by the store, or \
                      a new room joined by several at once): asking each of them to resend"
                 );
-                let step1 = ywebsocket::encode_sync_step1(&server_state_vector);
-                self.publish_to_room(room, Some(connection_id), &step1)
+                self.publish_to_room(room, Some(connection_id), &server_step1)
                     .await?;
-                self.broadcast(&members, &server_step1, Some(connection_id))
+                let frame = transport::encode_frame(&server_step1);
+                self.broadcast(&members, &frame, Some(connection_id))
                     .await?;
             }
         }
@@ -184,11 +181,12 @@ impl Handler {
                     reason: e.to_string(),
                 }
             })?;
-        Ok(self.sync_frames(room, answer))
+        Ok(self.sync_frames(room, answer).0)
     }
 
-    /// The frames of a sync answer: its pieces as sync step 2, then the server's sync step 1.
-    fn sync_frames(&self, room: &str, answer: doc::SyncAnswer) -> Vec<String> {
+    /// The frames of a sync answer: its pieces as sync step 2, then the server's sync step 1,
+    /// whose message is returned too (the invariant-6 path asks other connections with it).
+    fn sync_frames(&self, room: &str, answer: doc::SyncAnswer) -> (Vec<String>, Vec<u8>) {
         if let Some(why) = &answer.over_limit {
             // Sending it may still fail at the gateway, but the client keeps its own state and
             // the server keeps the document: nothing is lost.
@@ -199,10 +197,9 @@ impl Handler {
             .iter()
             .map(|piece| transport::encode_frame(&ywebsocket::encode_sync_step2(piece)))
             .collect();
-        frames.push(transport::encode_frame(&ywebsocket::encode_sync_step1(
-            &answer.server_state_vector,
-        )));
-        frames
+        let step1 = ywebsocket::encode_sync_step1(&answer.server_state_vector);
+        frames.push(transport::encode_frame(&step1));
+        (frames, step1)
     }
 
     /// The largest update that fits one sync or update message after base64.
@@ -212,15 +209,12 @@ impl Handler {
 
     /// Cuts a client's update too large for one message into valid pieces that each fit one.
     fn cut_to_fit(&self, room: &str, update: Vec<u8>) -> Vec<Vec<u8>> {
-        match split_update_v1(&update, self.sync_piece_budget()) {
-            Ok(pieces) => pieces,
-            Err(e) => {
-                // Sending it whole may still fail at the gateway, but the client keeps its own
-                // state and the server keeps the document: nothing is lost.
-                tracing::error!(room, error = %e, bytes = update.len(), "cannot cut an update to fit the message limit");
-                vec![update]
-            }
+        let bytes = update.len();
+        let (pieces, uncut) = doc::cut_or_keep_whole(update, self.sync_piece_budget());
+        if let Some(e) = uncut {
+            tracing::error!(room, error = %e, bytes, "cannot cut an update to fit the message limit");
         }
+        pieces
     }
 
     /// An update from a client: append it to the log, then fan it out (ARCHITECTURE.md invariant 1).

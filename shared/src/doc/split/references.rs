@@ -86,11 +86,11 @@ pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
                 (span.refs.right_origin, End::First),
             ];
             for (id, end) in ends {
-                let Some(named) = id.and_then(|id| struct_at(&by_client, id)) else {
+                let Some((client, at)) = id else { continue };
+                let Some(named) = struct_at(&by_client, (client, at)) else {
                     continue;
                 };
                 let (start, last) = (named.clock, named.clock + named.len.saturating_sub(1));
-                let at = id.map_or(start, |(_, clock)| clock);
                 let fine = match end {
                     End::Last => at == last,
                     End::First => at == start,
@@ -100,10 +100,8 @@ pub fn check_references(update: &[u8]) -> Result<(), SplitError> {
                         section.client,
                         span.clock,
                         format!(
-                            "names the inside of a map entry of {} units, <{}#{}>",
-                            named.len,
-                            id.map_or(0, |(client, _)| client),
-                            named.clock
+                            "names the inside of a map entry of {} units, <{client}#{}>",
+                            named.len, named.clock
                         ),
                     ));
                 }
