@@ -31,6 +31,7 @@ async fn s3_object_layout() {
     let snapshot = Snapshot {
         update: vec![0, 0],
         covers: Some(LogPosition("1712345678901-3".into())),
+        absent_parents: false,
     };
     let PutOutcome::Written { version } = store.put("a/B", &snapshot, None).await.unwrap() else {
         panic!("create failed");
@@ -52,7 +53,28 @@ async fn s3_object_layout() {
         Some("1712345678901-3"),
         "covers travels as x-amz-meta-covers"
     );
+    assert_eq!(
+        head.metadata
+            .as_ref()
+            .and_then(|m| m.get("absent-parents"))
+            .map(String::as_str),
+        Some("0"),
+        "absent_parents travels as x-amz-meta-absent-parents"
+    );
     assert_eq!(head.content_length, Some(2));
+
+    // An object stored before absent_parents was recorded: unknown, so read as true.
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key("snap/6f6c64.yupdate")
+        .body(vec![0, 0].into())
+        .send()
+        .await
+        .expect("an object without the flag");
+    let old = store.get("old").await.unwrap().expect("the old object");
+    assert!(old.snapshot.absent_parents);
+    assert_eq!(old.snapshot.covers, None);
 }
 
 #[tokio::test]
@@ -74,6 +96,7 @@ async fn s3_racing_writers_exactly_one_wins() {
     let snap = |tag: u8, round: u8, phase: u8| Snapshot {
         update: vec![tag, round, phase],
         covers: Some(LogPosition(format!("{tag}-{round}-{phase}"))),
+        absent_parents: phase == 0,
     };
     for round in 0..20u8 {
         let room = unique("race");
