@@ -72,8 +72,14 @@ if [ "$driver" = mutate ]; then
     bin="$target_dir/$profile/ylambda-fuzz"
 else
     say "building the afl targets (target/afl, profile fuzz)"
-    CARGO_TARGET_DIR="$target_dir/afl" nice -n 10 cargo afl build -q --profile fuzz --features afl \
-        -p ylambda-fuzz
+    # The wrapper keeps yrs built as it ships (cargo-afl's RUSTFLAGS would add debug checks).
+    # Cargo does not rebuild when the wrapper changes: a yrs built before it is rebuilt once.
+    if [ ! -e "$target_dir/afl/.yrs-as-shipped" ] && [ -d "$target_dir/afl" ]; then
+        CARGO_TARGET_DIR="$target_dir/afl" cargo clean -q -p yrs --profile fuzz || true
+    fi
+    RUSTC_WRAPPER="$PWD/scripts/afl-rustc.sh" CARGO_TARGET_DIR="$target_dir/afl" nice -n 10 \
+        cargo afl build -q --profile fuzz --features afl -p ylambda-fuzz
+    touch "$target_dir/afl/.yrs-as-shipped"
     bin_dir="$target_dir/afl/fuzz"
     # The replay binary, for the crash report.
     nice -n 10 cargo build -q -p ylambda-fuzz --bin ylambda-fuzz

@@ -305,12 +305,19 @@ fn an_item_under_a_string_item_of_an_earlier_update_merges_as_gc() {
 /// validate. The Lambdas ship a release build, and yrs is now built without its debug checks in
 /// every profile (Cargo.toml), so tests and fuzzing run the yrs that ships; the server's own
 /// merges had already stopped depending on it (`doc::merge` falls back to the update-level merge).
+/// The seventh run found one more (`-afl-build`): cargo-afl turns the checks back on for every
+/// crate through RUSTFLAGS, so the afl build now goes through `scripts/afl-rustc.sh`.
 #[test]
 fn a_merge_only_a_debug_build_of_yrs_overflows_on_is_served() {
-    replay(
-        "on_message",
-        &regression_input("on_message/crossing-origins-overflow-yrs-debug"),
-    );
+    for name in [
+        "crossing-origins-overflow-yrs-debug",
+        "crossing-origins-overflow-yrs-debug-afl-build",
+    ] {
+        replay(
+            "on_message",
+            &regression_input(&format!("on_message/{name}")),
+        );
+    }
 }
 
 /// Found by afl on the `update` target (sixth long run, 2026-12-06, 8 inputs, one kind): a map
