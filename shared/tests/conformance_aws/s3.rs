@@ -45,19 +45,14 @@ async fn s3_object_layout() {
         .await
         .expect("object at {prefix}{hex(room)}.yupdate");
     assert_eq!(head.e_tag.as_deref(), Some(version.as_str()));
+    let metadata = |key: &str| head.metadata.as_ref().and_then(|m| m.get(key)).cloned();
     assert_eq!(
-        head.metadata
-            .as_ref()
-            .and_then(|m| m.get("covers"))
-            .map(String::as_str),
+        metadata("covers").as_deref(),
         Some("1712345678901-3"),
         "covers travels as x-amz-meta-covers"
     );
     assert_eq!(
-        head.metadata
-            .as_ref()
-            .and_then(|m| m.get("absent-parents"))
-            .map(String::as_str),
+        metadata("absent-parents").as_deref(),
         Some("0"),
         "absent_parents travels as x-amz-meta-absent-parents"
     );

@@ -82,10 +82,8 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .map(|update| parse_update(update.as_ref()))
         .collect::<Result<_, _>>()?;
     let log_named = named_parents(&log_parsed);
-    let log_names_absent = {
-        let kinds = Kinds::of(&log_parsed, &clients(&log_named));
-        log_named.iter().any(|&id| !kinds.holds(id))
-    };
+    let log_kinds = Kinds::of(&log_parsed, &clients(&log_named));
+    let log_names_absent = log_named.iter().any(|&id| !log_kinds.holds(id));
     let read_base = base.is_some()
         && (log_names_absent || (base_absent && log_parsed.iter().any(holds_non_types)));
     let base = base.map(|base| base.update);
@@ -102,12 +100,18 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .zip(&base_parsed)
         .chain(log.iter().map(AsRef::as_ref).zip(&log_parsed))
         .collect();
-    let all_parsed: Vec<&ParsedUpdate> = updates.iter().map(|&(_, parsed)| parsed).collect();
-    let named = named_parents(all_parsed.iter().copied());
+    let (named, kinds) = match &base_parsed {
+        None => (log_named, log_kinds),
+        Some(_) => {
+            let all = updates.iter().map(|&(_, parsed)| parsed);
+            let named = named_parents(all.clone());
+            let kinds = Kinds::of(all, &clients(&named));
+            (named, kinds)
+        }
+    };
     if named.is_empty() {
         return Ok(unchanged(unread_absent));
     }
-    let kinds = Kinds::of(all_parsed.iter().copied(), &clients(&named));
     let absent_parents = unread_absent || named.iter().any(|&id| !kinds.holds(id));
     let mut replaced = 0;
     let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(updates.len());
