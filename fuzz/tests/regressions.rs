@@ -343,10 +343,34 @@ fn an_item_naming_the_inside_of_a_map_entry_is_refused() {
 /// items against the snapshot, so the merged state held an item under a String parent, which
 /// the server's own validator refused. The merge now also reads the snapshot's items when the
 /// log holds content that cannot be a parent.
+///
+/// The seventh run found 196 more (`...-another-update-holds-as-a-string`) against a flag that
+/// compaction stored with each snapshot so that the snapshot was read only while an item of it
+/// waited for an absent parent (b10f8e2, reverted): a snapshot item's parent ID can also be held
+/// by a log struct of another kind, so the flag cannot tell when the snapshot is safe to skip.
 #[test]
 fn a_snapshot_item_whose_string_parent_arrives_later_merges_as_gc() {
+    for name in [
+        "snapshot-item-under-a-string-parent-sent-later",
+        "snapshot-item-whose-parent-id-another-update-holds-as-a-string",
+    ] {
+        replay(
+            "on_message",
+            &regression_input(&format!("on_message/{name}")),
+        );
+    }
+}
+
+/// Still open (issue 10), seventh long run (`on_message`, 2 inputs): `check_references` refuses
+/// an item that names the inside of a map entry of its own update, but not of another update in
+/// the room. Each update validates alone; their merge names the inside of a map entry, which the
+/// server's own validator refuses in the state it sends. The fix needs invariant 22's cross-update
+/// pass to judge origins as well as parents. `cargo test -p ylambda-fuzz -- --ignored` replays it.
+#[test]
+#[ignore = "open finding of the seventh afl run (issue 10)"]
+fn open_finding_an_item_naming_the_inside_of_another_updates_map_entry() {
     replay(
         "on_message",
-        &regression_input("on_message/snapshot-item-under-a-string-parent-sent-later"),
+        &regression_input("on_message-open/an-item-naming-the-inside-of-another-updates-map-entry"),
     );
 }

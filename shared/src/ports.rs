@@ -529,11 +529,6 @@ pub struct Snapshot {
     pub update: Vec<u8>,
     /// The log position this snapshot covers (entries at or before it are merged in).
     pub covers: Option<LogPosition>,
-    /// Whether an item of `update` may name, as its parent, an ID `update` does not hold (an
-    /// item waiting for its parent, as Yjs keeps it pending). Only then is the snapshot read
-    /// again for a log that might hold that parent (ARCHITECTURE.md invariant 22). `true` when
-    /// unknown: a snapshot stored before this was recorded.
-    pub absent_parents: bool,
 }
 
 /// A snapshot as stored, with the version a conditional write must name to replace it.

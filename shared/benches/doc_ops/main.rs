@@ -13,7 +13,7 @@ use ylambda_shared::adapters::MemoryDocStore;
 use ylambda_shared::doc::{
     answer_sync_step1, merge_room,
     split::{split_if_it_integrates_whole, split_update_v1},
-    state_vector, validate_update, RoomSnapshot, SyncAnswer,
+    state_vector, validate_update, SyncAnswer,
 };
 use ylambda_shared::ports::{DocStore, PieceLimits, PieceOutcome};
 use ylambda_shared::protocol::pieces::{parse_piece, split_into_pieces};
@@ -105,16 +105,7 @@ fn write_inputs(inputs: &Inputs) -> std::io::Result<PathBuf> {
 /// No piece limit: these benchmarks time the answer; cutting has benchmarks of its own.
 const NO_CUT: usize = usize::MAX;
 
-/// A snapshot as compaction stores one: whether an item waits for a parent it lacks is known
-/// (invariant 22), and for these traces it is not the case.
-fn stored(update: Vec<u8>) -> RoomSnapshot {
-    RoomSnapshot {
-        update,
-        absent_parents: false,
-    }
-}
-
-fn sync_step2(snapshot: Option<RoomSnapshot>, log: Vec<Vec<u8>>) -> SyncAnswer {
+fn sync_step2(snapshot: Option<Vec<u8>>, log: Vec<Vec<u8>>) -> SyncAnswer {
     let merged = merge_room(snapshot, log).expect("the trace merges");
     answer_sync_step1(merged.state, &EMPTY_STATE_VECTOR, NO_CUT).expect("and answers a new client")
 }
@@ -142,38 +133,26 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
             |b| {
                 b.iter_batched(
                     || snapshot.clone(),
-                    |snapshot| sync_step2(Some(stored(snapshot)), Vec::new()),
+                    |snapshot| sync_step2(Some(snapshot), Vec::new()),
                     LargeInput,
                 )
             },
         );
     }
     // A fresh client joining a large document just after a few edits: the snapshot and a short
-    // log of typing, merged. The log holds Strings: a snapshot with items waiting for absent
-    // parents (or one stored before that was recorded) is read again for them (invariant 22).
+    // log of typing, merged (the log holds Strings, so invariant 22 reads the snapshot too).
     if let (Some((name, snapshot)), Some((n, log))) = (inputs.snapshots.last(), inputs.logs.first())
     {
-        for (absent_parents, tag) in [(false, ""), (true, "-absent-parents")] {
-            g.bench_function(
-                BenchmarkId::new("sync_step2", format!("snapshot-{name}+log-{n}{tag}")),
-                |b| {
-                    b.iter_batched(
-                        || {
-                            let update = snapshot.clone();
-                            (
-                                RoomSnapshot {
-                                    update,
-                                    absent_parents,
-                                },
-                                log.clone(),
-                            )
-                        },
-                        |(snapshot, log)| sync_step2(Some(snapshot), log),
-                        LargeInput,
-                    )
-                },
-            );
-        }
+        g.bench_function(
+            BenchmarkId::new("sync_step2", format!("snapshot-{name}+log-{n}")),
+            |b| {
+                b.iter_batched(
+                    || (snapshot.clone(), log.clone()),
+                    |(snapshot, log)| sync_step2(Some(snapshot), log),
+                    LargeInput,
+                )
+            },
+        );
     }
     // A client that has most of the document (a tab reconnecting) gets yrs' diff.
     for ((name, snapshot), returning) in inputs.snapshots.iter().zip(&inputs.returning) {
@@ -199,7 +178,7 @@ fn benches(c: &mut Criterion, inputs: &Inputs) {
             |b| {
                 b.iter_batched(
                     || (snapshot.clone(), log.clone()),
-                    |(snapshot, log)| merge_room(Some(stored(snapshot)), log).expect("merges"),
+                    |(snapshot, log)| merge_room(Some(snapshot), log).expect("merges"),
                     LargeInput,
                 )
             },

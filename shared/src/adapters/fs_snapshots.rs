@@ -8,11 +8,8 @@ use crate::ports::{
     LogPosition, PutOutcome, Snapshot, SnapshotStore, StoreError, StoreResult, StoredSnapshot,
 };
 
-/// File layout: magic, a length-prefixed version, a length-prefixed `covers` position, one byte
-/// for `absent_parents` (0 or 1), the update.
-const MAGIC: &[u8; 8] = b"YLSNAP3\n";
-/// The layout before `absent_parents` was recorded: read as `true` (unknown).
-const MAGIC_WITHOUT_FLAGS: &[u8; 8] = b"YLSNAP2\n";
+/// File layout: magic, a length-prefixed version, a length-prefixed `covers` position, the update.
+const MAGIC: &[u8; 8] = b"YLSNAP2\n";
 
 pub struct FsSnapshotStore {
     dir: PathBuf,
@@ -71,11 +68,10 @@ fn encode(snapshot: &Snapshot, version: &str) -> Vec<u8> {
         .map(|p| p.0.as_bytes())
         .unwrap_or(b"");
     let mut out =
-        Vec::with_capacity(MAGIC.len() + 9 + version.len() + covers.len() + snapshot.update.len());
+        Vec::with_capacity(MAGIC.len() + 8 + version.len() + covers.len() + snapshot.update.len());
     out.extend_from_slice(MAGIC);
     push_field(&mut out, version.as_bytes());
     push_field(&mut out, covers);
-    out.push(u8::from(snapshot.absent_parents));
     out.extend_from_slice(&snapshot.update);
     out
 }
@@ -91,28 +87,16 @@ fn decode(path: &Path, bytes: &[u8]) -> StoreResult<StoredSnapshot> {
         let field = String::from_utf8(field.to_vec()).map_err(|_| corrupt("field is not UTF-8"))?;
         Ok((field, 4 + len))
     };
-    let (rest, has_flags) = match bytes.strip_prefix(MAGIC.as_slice()) {
-        Some(rest) => (rest, true),
-        None => bytes
-            .strip_prefix(MAGIC_WITHOUT_FLAGS.as_slice())
-            .map(|rest| (rest, false))
-            .ok_or_else(|| corrupt("bad magic"))?,
-    };
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| corrupt("bad magic"))?;
     let (version, used) = take_field(rest)?;
     let rest = &rest[used..];
     let (covers, used) = take_field(rest)?;
-    let rest = &rest[used..];
-    let (absent_parents, update) = match (has_flags, rest) {
-        (false, update) => (true, update),
-        (true, [0, update @ ..]) => (false, update),
-        (true, [1, update @ ..]) => (true, update),
-        (true, _) => return Err(corrupt("bad flags byte")),
-    };
     Ok(StoredSnapshot {
         snapshot: Snapshot {
-            update: update.to_vec(),
+            update: rest[used..].to_vec(),
             covers: (!covers.is_empty()).then_some(LogPosition(covers)),
-            absent_parents,
         },
         version,
     })
@@ -159,43 +143,5 @@ impl SnapshotStore for FsSnapshotStore {
         .map_err(|e| StoreError::Backend(format!("snapshot writer task failed: {e}")))?
         .map_err(|e| StoreError::Backend(format!("write snapshot for room {room:?}: {e}")))?;
         Ok(PutOutcome::Written { version })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(magic: &[u8], rest: &[u8]) -> Vec<u8> {
-        let mut out = magic.to_vec();
-        push_field(&mut out, b"v1");
-        push_field(&mut out, b"7");
-        out.extend_from_slice(rest);
-        out
-    }
-
-    #[test]
-    fn a_file_from_before_the_flag_reads_as_possibly_waiting_for_parents() {
-        let read = decode(Path::new("old"), &file(MAGIC_WITHOUT_FLAGS, &[0, 0])).unwrap();
-        assert_eq!(read.version, "v1");
-        assert_eq!(read.snapshot.update, [0, 0]);
-        assert!(read.snapshot.absent_parents);
-    }
-
-    #[test]
-    fn the_flag_round_trips_and_a_bad_one_is_corrupt() {
-        for absent_parents in [false, true] {
-            let snapshot = Snapshot {
-                update: vec![0, 0],
-                covers: None,
-                absent_parents,
-            };
-            let read = decode(Path::new("new"), &encode(&snapshot, "v2")).unwrap();
-            assert_eq!(read.snapshot, snapshot);
-        }
-        for rest in [&[2, 0, 0][..], &[]] {
-            let err = decode(Path::new("bad"), &file(MAGIC, rest)).unwrap_err();
-            assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-        }
     }
 }

@@ -659,7 +659,6 @@ pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {
     let first = Snapshot {
         update: vec![1, 2, 3],
         covers: Some(LogPosition("7".into())),
-        absent_parents: false,
     };
     let PutOutcome::Written { version: v1 } = store.put(&room, &first, None).await.unwrap() else {
         panic!("first write must succeed");
@@ -676,7 +675,6 @@ pub async fn snapshot_store_suite(store: &dyn SnapshotStore) {
     let second = Snapshot {
         update: vec![9; 200_000],
         covers: None,
-        absent_parents: true,
     };
     let PutOutcome::Written { version: v2 } = store.put(&room, &second, Some(&v1)).await.unwrap()
     else {

@@ -7,7 +7,6 @@ mod sync;
 
 pub use json::state_to_json;
 pub use state::{
-    diff, guard, merge, merge_room, state_vector, validate_update, DocError, MergedRoom,
-    RoomSnapshot, Validated,
+    diff, guard, merge, merge_room, state_vector, validate_update, DocError, MergedRoom, Validated,
 };
 pub use sync::{answer_sync_step1, cut_or_keep_whole, OverLimit, SyncAnswer};

@@ -104,15 +104,6 @@ pub fn merge<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {
     }
 }
 
-/// A room's snapshot as the merge needs it.
-#[derive(Debug, Clone)]
-pub struct RoomSnapshot {
-    pub update: Vec<u8>,
-    /// Whether an item of `update` may name, as its parent, an ID it does not hold
-    /// ([`crate::ports::Snapshot::absent_parents`]; `true` when unknown).
-    pub absent_parents: bool,
-}
-
 /// A room's state, merged from its updates as the server sends and stores it.
 #[derive(Debug)]
 pub struct MergedRoom {
@@ -122,9 +113,6 @@ pub struct MergedRoom {
     /// Why the updates were merged without that check: one of them is an update the crate's
     /// reader refuses (a snapshot some older version wrote, say; every log entry passed it).
     pub unchecked: Option<String>,
-    /// Whether an item of `state` may name, as its parent, an ID `state` does not hold: stored
-    /// with it when it becomes the snapshot ([`RoomSnapshot::absent_parents`]).
-    pub absent_parents: bool,
 }
 
 /// Merges a room's snapshot and log into its state. Each update was validated alone; together,
@@ -136,55 +124,40 @@ pub struct MergedRoom {
 /// at rest) is its snapshot as stored, returned without a copy (10 MB copied was ~10% of the
 /// sync answer to a fresh client, benches/MICROBENCHMARKS.md).
 pub fn merge_room(
-    snapshot: Option<RoomSnapshot>,
+    snapshot: Option<Vec<u8>>,
     mut log: Vec<Vec<u8>>,
 ) -> Result<MergedRoom, DocError> {
-    let as_is = |state, absent_parents| MergedRoom {
+    let as_is = |state| MergedRoom {
         state,
         gc_items: 0,
         unchecked: None,
-        absent_parents,
     };
     let snapshot = match (snapshot, log.len()) {
-        (Some(snapshot), 0) => return Ok(as_is(snapshot.update, snapshot.absent_parents)),
-        (None, 0) => return Ok(as_is(empty_update(), false)),
-        // Validated alone; whether it names absent parents is not read here.
-        (None, 1) => return Ok(as_is(log.pop().unwrap_or_else(empty_update), true)),
+        (snapshot, 0) => return Ok(as_is(snapshot.unwrap_or_else(empty_update))),
+        (None, 1) => return Ok(as_is(log.pop().unwrap_or_else(empty_update))),
         (snapshot, _) => snapshot,
     };
-    let base = snapshot.as_ref().map(|s| super::split::Base {
-        update: &s.update,
-        absent_parents: s.absent_parents,
-    });
-    let checked = super::split::gc_items_under_non_types(base, &log);
-    let (base, to_merge, gc_items, unchecked, absent_parents): (
-        Option<&[u8]>,
-        Vec<&[u8]>,
-        _,
-        _,
-        _,
-    ) = match &checked {
+    let snapshot = snapshot.as_deref();
+    let checked = super::split::gc_items_under_non_types(snapshot, &log);
+    let (base, to_merge, gc_items, unchecked): (Option<&[u8]>, Vec<&[u8]>, _, _) = match &checked {
         Ok(checked) => (
             checked.base.as_deref(),
             checked.log.iter().map(AsRef::as_ref).collect(),
             checked.replaced,
             None,
-            checked.absent_parents,
         ),
         // Merging it as before beats refusing the room.
         Err(e) => (
-            base.map(|b| b.update),
+            snapshot,
             log.iter().map(Vec::as_slice).collect(),
             0,
             Some(e.to_string()),
-            true,
         ),
     };
     Ok(MergedRoom {
         state: merge_onto(base, &to_merge)?,
         gc_items,
         unchecked,
-        absent_parents,
     })
 }
 

@@ -65,14 +65,13 @@ impl Handler {
         let entries = log.updates.len();
         let merged = merge_room_state(
             room,
-            stored.as_ref().map(|s| room_snapshot(&s.snapshot)),
+            stored.as_ref().map(|s| s.snapshot.update.clone()),
             log.updates,
         )?;
-        let snapshot_bytes = merged.state.len();
+        let snapshot_bytes = merged.len();
         let snapshot = Snapshot {
-            update: merged.state,
+            update: merged,
             covers: Some(last.clone()),
-            absent_parents: merged.absent_parents,
         };
         let expected = stored.as_ref().map(|s| s.version.as_str());
         match self.ports.snapshots.put(room, &snapshot, expected).await? {
@@ -103,27 +102,15 @@ impl Handler {
     pub(super) async fn read_state(&self, room: &str) -> HandlerResult<Vec<u8>> {
         let log = self.ports.docs.read_log(room).await?;
         let stored = self.ports.snapshots.get(room).await?;
-        let snapshot = stored.map(|s| doc::RoomSnapshot {
-            update: s.snapshot.update,
-            absent_parents: s.snapshot.absent_parents,
-        });
-        Ok(merge_room_state(room, snapshot, log.updates)?.state)
-    }
-}
-
-/// The snapshot as the merge reads it (a copy: the stored one is kept for its version).
-fn room_snapshot(snapshot: &Snapshot) -> doc::RoomSnapshot {
-    doc::RoomSnapshot {
-        update: snapshot.update.clone(),
-        absent_parents: snapshot.absent_parents,
+        merge_room_state(room, stored.map(|s| s.snapshot.update), log.updates)
     }
 }
 
 fn merge_room_state(
     room: &str,
-    snapshot: Option<doc::RoomSnapshot>,
+    snapshot: Option<Vec<u8>>,
     log: Vec<Vec<u8>>,
-) -> HandlerResult<doc::MergedRoom> {
+) -> HandlerResult<Vec<u8>> {
     let merged = doc::merge_room(snapshot, log).map_err(|e| HandlerError::Document {
         room: room.to_string(),
         reason: e.to_string(),
@@ -142,5 +129,5 @@ fn merge_room_state(
             "items whose parent is not a type (written by no Yjs client) merged as GC, as Yjs does"
         );
     }
-    Ok(merged)
+    Ok(merged.state)
 }

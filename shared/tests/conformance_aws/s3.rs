@@ -31,7 +31,6 @@ async fn s3_object_layout() {
     let snapshot = Snapshot {
         update: vec![0, 0],
         covers: Some(LogPosition("1712345678901-3".into())),
-        absent_parents: false,
     };
     let PutOutcome::Written { version } = store.put("a/B", &snapshot, None).await.unwrap() else {
         panic!("create failed");
@@ -45,31 +44,15 @@ async fn s3_object_layout() {
         .await
         .expect("object at {prefix}{hex(room)}.yupdate");
     assert_eq!(head.e_tag.as_deref(), Some(version.as_str()));
-    let metadata = |key: &str| head.metadata.as_ref().and_then(|m| m.get(key)).cloned();
     assert_eq!(
-        metadata("covers").as_deref(),
+        head.metadata
+            .as_ref()
+            .and_then(|m| m.get("covers"))
+            .map(String::as_str),
         Some("1712345678901-3"),
         "covers travels as x-amz-meta-covers"
     );
-    assert_eq!(
-        metadata("absent-parents").as_deref(),
-        Some("0"),
-        "absent_parents travels as x-amz-meta-absent-parents"
-    );
     assert_eq!(head.content_length, Some(2));
-
-    // An object stored before absent_parents was recorded: unknown, so read as true.
-    aws.s3
-        .put_object()
-        .bucket(&bucket)
-        .key("snap/6f6c64.yupdate")
-        .body(vec![0, 0].into())
-        .send()
-        .await
-        .expect("an object without the flag");
-    let old = store.get("old").await.unwrap().expect("the old object");
-    assert!(old.snapshot.absent_parents);
-    assert_eq!(old.snapshot.covers, None);
 }
 
 #[tokio::test]
@@ -91,7 +74,6 @@ async fn s3_racing_writers_exactly_one_wins() {
     let snap = |tag: u8, round: u8, phase: u8| Snapshot {
         update: vec![tag, round, phase],
         covers: Some(LogPosition(format!("{tag}-{round}-{phase}"))),
-        absent_parents: phase == 0,
     };
     for round in 0..20u8 {
         let room = unique("race");

@@ -1,12 +1,11 @@
 //! S3 snapshot store: one object per room, replaced with conditional writes.
 //!
 //! Key `{prefix}{hex(room name bytes)}.yupdate`, body the merged Yjs update v1, the covered log
-//! position in `x-amz-meta-covers`, `Snapshot::absent_parents` in `x-amz-meta-absent-parents`.
-//! The version a writer must name is the object's ETag: `If-None-Match: *` creates,
-//! `If-Match: {etag}` replaces, and S3 answers 412 when someone else wrote first. (An ETag is a
-//! hash of the body, so a body written again with the same bytes gets the same ETag back; that
-//! is harmless here: a writer whose `If-Match` succeeds had read exactly the bytes now stored,
-//! and its merge contains them.)
+//! position in `x-amz-meta-covers`. The version a writer must name is the object's ETag:
+//! `If-None-Match: *` creates, `If-Match: {etag}` replaces, and S3 answers 412 when someone else
+//! wrote first. (An ETag is a hash of the body, so a body written again with the same bytes gets
+//! the same ETag back; that is harmless here: a writer whose `If-Match` succeeds had read exactly
+//! the bytes now stored, and its merge contains them.)
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
@@ -20,8 +19,6 @@ use crate::ports::{
 
 /// User metadata key holding `Snapshot::covers` (sent as `x-amz-meta-covers`).
 const COVERS_METADATA: &str = "covers";
-/// User metadata key holding `Snapshot::absent_parents` ("0" or "1"; missing reads as true).
-const ABSENT_PARENTS_METADATA: &str = "absent-parents";
 /// S3's limit on a key's UTF-8 length.
 const MAX_KEY_BYTES: usize = 1024;
 
@@ -113,11 +110,6 @@ impl SnapshotStore for S3SnapshotStore {
             .and_then(|m| m.get(COVERS_METADATA))
             .filter(|c| !c.is_empty())
             .map(|c| LogPosition(c.clone()));
-        let absent_parents = output
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get(ABSENT_PARENTS_METADATA))
-            .is_none_or(|flag| flag != "0");
         let update = output
             .body
             .collect()
@@ -126,11 +118,7 @@ impl SnapshotStore for S3SnapshotStore {
             .into_bytes()
             .to_vec();
         Ok(Some(StoredSnapshot {
-            snapshot: Snapshot {
-                update,
-                covers,
-                absent_parents,
-            },
+            snapshot: Snapshot { update, covers },
             version,
         }))
     }
@@ -155,11 +143,7 @@ impl SnapshotStore for S3SnapshotStore {
             .bucket(&self.bucket)
             .key(&key)
             .content_type("application/octet-stream")
-            .body(ByteStream::from(snapshot.update.clone()))
-            .metadata(
-                ABSENT_PARENTS_METADATA,
-                if snapshot.absent_parents { "1" } else { "0" },
-            );
+            .body(ByteStream::from(snapshot.update.clone()));
         if let Some(covers) = &snapshot.covers {
             // Metadata travels as an HTTP header: printable ASCII only. Log positions are
             // counters or Redis stream ids, so anything else is a bug upstream, not data to mangle.

@@ -78,7 +78,7 @@ mod tests;
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
 pub use integration::integrates_whole;
-pub use non_type_parents::{gc_items_under_non_types, Base, WithoutOrphans};
+pub use non_type_parents::{gc_items_under_non_types, WithoutOrphans};
 use parse::parse_update;
 pub use references::{check_references, CLOCK_LIMIT};
 pub use state_vector::state_vector_v1;

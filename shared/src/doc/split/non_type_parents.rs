@@ -23,15 +23,6 @@ use crate::codec::write_var_uint;
 /// The info byte of a GC struct (then its length).
 const GC_INFO: u8 = 0;
 
-/// A room's snapshot, as the merge reads it.
-#[derive(Clone, Copy)]
-pub struct Base<'a> {
-    pub update: &'a [u8],
-    /// Whether an item of `update` may name, as its parent, an ID it does not hold (`true`
-    /// when unknown).
-    pub absent_parents: bool,
-}
-
 /// A room's snapshot and log, ready to merge.
 pub struct WithoutOrphans<'a> {
     /// The snapshot; borrowed where nothing changed.
@@ -40,59 +31,51 @@ pub struct WithoutOrphans<'a> {
     pub log: Vec<Cow<'a, [u8]>>,
     /// Items written as GC.
     pub replaced: usize,
-    /// Whether an item of their merge may name, as its parent, an ID none of them holds (`true`
-    /// when not known: the snapshot's own flag was set and it was not read).
-    pub absent_parents: bool,
 }
 
 /// The snapshot and log with every item whose parent ID names, in either, an item that is
 /// neither a type nor deleted content, written as a GC struct of its length instead. An update
 /// without such an item is returned as it is (borrowed).
 ///
-/// The snapshot was written by this merge, so its items name only parents it holds (checked
-/// then) unless its `absent_parents` is set. It is read only when it could hold either side of
-/// such a pair with the log:
+/// The snapshot is read only when it could hold either side of such a pair with the log:
 /// - a log item names a parent the log does not hold (the parent may be in the snapshot);
-/// - the snapshot has items waiting for absent parents and the log holds content that cannot be
-///   a parent (a String, say), which may be one of them (found by afl,
-///   `fuzz/regressions/on_message/snapshot-item-under-a-string-parent-sent-later`).
+/// - the log holds content that cannot be a parent (a String, say): a snapshot item may name it.
+///   Such an item waited in the snapshot for a parent that had not arrived when it was merged
+///   (found by afl, `fuzz/regressions/on_message/snapshot-item-under-a-string-parent-sent-later`).
 ///
-/// So a log of typing onto a snapshot without absent parents costs one read of each log entry.
+/// A log of nothing but types and deletions costs one read of each log entry. A log of typing
+/// holds Strings, so the snapshot is read too: one more pass over it beside yrs' own merge,
+/// priced in benches/MICROBENCHMARKS.md (`compaction`).
 pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
-    base: Option<Base<'a>>,
+    base: Option<&'a [u8]>,
     log: &'a [B],
 ) -> Result<WithoutOrphans<'a>, SplitError> {
-    let unchanged = |absent_parents| WithoutOrphans {
-        base: base.map(|base| Cow::Borrowed(base.update)),
+    let unchanged = || WithoutOrphans {
+        base: base.map(Cow::Borrowed),
         log: log.iter().map(|u| Cow::Borrowed(u.as_ref())).collect(),
         replaced: 0,
-        absent_parents,
     };
-    let base_absent = base.is_some_and(|base| base.absent_parents);
-    if log.is_empty() {
-        return Ok(unchanged(base_absent));
-    }
-    if base.is_none() && log.len() == 1 {
-        // One update alone was checked when it was validated; whether it names absent parents
-        // is left unknown rather than read here.
-        return Ok(unchanged(true));
+    if log.is_empty() || (base.is_none() && log.len() == 1) {
+        // One update alone was checked when it was validated.
+        return Ok(unchanged());
     }
     let log_parsed: Vec<ParsedUpdate> = log
         .iter()
         .map(|update| parse_update(update.as_ref()))
         .collect::<Result<_, _>>()?;
-    let log_named = named_parents(&log_parsed);
-    let log_kinds = Kinds::of(&log_parsed, &clients(&log_named));
-    let log_names_absent = log_named.iter().any(|&id| !log_kinds.holds(id));
-    let read_base = base.is_some()
-        && (log_names_absent || (base_absent && log_parsed.iter().any(holds_non_types)));
-    let base = base.map(|base| base.update);
+    let read_base = match base {
+        None => false,
+        Some(_) if log_parsed.iter().any(holds_non_types) => true,
+        Some(_) => {
+            let named = named_parents(&log_parsed);
+            let kinds = Kinds::of(&log_parsed, &clients(&named));
+            named.iter().any(|&id| !kinds.holds(id))
+        }
+    };
     let base_parsed = match base {
         Some(base) if read_base => Some(parse_update(base)?),
         _ => None,
     };
-    // The snapshot's items name only parents it holds, or it was read: what stays unknown.
-    let unread_absent = base_absent && !read_base;
     // Every update read, the snapshot first: kinds are looked up across all of them.
     let updates: Vec<(&'a [u8], &ParsedUpdate)> = base
         .filter(|_| read_base)
@@ -100,19 +83,12 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .zip(&base_parsed)
         .chain(log.iter().map(AsRef::as_ref).zip(&log_parsed))
         .collect();
-    let (named, kinds) = match &base_parsed {
-        None => (log_named, log_kinds),
-        Some(_) => {
-            let all = updates.iter().map(|&(_, parsed)| parsed);
-            let named = named_parents(all.clone());
-            let kinds = Kinds::of(all, &clients(&named));
-            (named, kinds)
-        }
-    };
+    let all_parsed: Vec<&ParsedUpdate> = updates.iter().map(|&(_, parsed)| parsed).collect();
+    let named = named_parents(all_parsed.iter().copied());
     if named.is_empty() {
-        return Ok(unchanged(unread_absent));
+        return Ok(unchanged());
     }
-    let absent_parents = unread_absent || named.iter().any(|&id| !kinds.holds(id));
+    let kinds = Kinds::of(all_parsed.iter().copied(), &clients(&named));
     let mut replaced = 0;
     let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(updates.len());
     for (update, parsed) in updates {
@@ -139,7 +115,6 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         base,
         log: out.collect(),
         replaced,
-        absent_parents,
     })
 }
 

@@ -7,24 +7,8 @@ use yrs::block::{BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_ITEM_TYPE_REF_NUMBER};
 use yrs::types::TYPE_REFS_TEXT;
 
 use super::*;
-use crate::doc::split::{check_references, gc_items_under_non_types, Base};
-use crate::doc::{merge, merge_room, state_vector, validate_update, RoomSnapshot};
-
-/// A snapshot whose items may wait for absent parents (or one stored before that was known).
-fn unknown(update: &[u8]) -> Base<'_> {
-    Base {
-        update,
-        absent_parents: true,
-    }
-}
-
-fn merge_all(base: Option<Base>, log: &[&Vec<u8>]) -> crate::doc::MergedRoom {
-    let base = base.map(|base| RoomSnapshot {
-        update: base.update.to_vec(),
-        absent_parents: base.absent_parents,
-    });
-    merge_room(base, log.iter().map(|u| u.to_vec()).collect()).expect("merges")
-}
+use crate::doc::split::{check_references, gc_items_under_non_types};
+use crate::doc::{merge, merge_room, state_vector, validate_update};
 
 /// A String item "a" of client 4 whose parent is written as the ID (9, 0).
 fn child_of_client_9s_first_struct() -> Vec<u8> {
@@ -43,7 +27,7 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
     assert!(check_references(&unfixed).is_err());
 
     let check = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
-        let done = gc_items_under_non_types(base.map(unknown), log).expect("readable");
+        let done = gc_items_under_non_types(base, log).expect("readable");
         assert_eq!(done.replaced, 1);
         let updates = base.iter().copied().zip(&done.base);
         let updates = updates.chain(log.iter().map(|u| u.as_slice()).zip(&done.log));
@@ -58,12 +42,12 @@ fn an_item_under_a_string_item_of_another_update_becomes_gc() {
                 assert_eq!(after.as_ref(), &[1, 1, 4, 0, 0, 1, 0]);
             }
         }
-        let merged = merge_all(base.map(unknown), log);
+        let merged = merge_room(
+            base.map(<[u8]>::to_vec),
+            log.iter().map(|u| u.to_vec()).collect(),
+        )
+        .expect("merges");
         assert_eq!(merged.gc_items, 1);
-        assert!(
-            !merged.absent_parents,
-            "the child's parent is here (a String)"
-        );
         validate_update(&merged.state).expect("the merged state is sound");
         // The clock range stays: peers that hold the child agree on the state vector.
         assert_eq!(
@@ -87,7 +71,7 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
     );
     let child = child_of_client_9s_first_struct();
     let kept = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
-        let done = gc_items_under_non_types(base.map(unknown), log).expect("readable");
+        let done = gc_items_under_non_types(base, log).expect("readable");
         assert_eq!(done.replaced, 0);
         assert!(done.log.iter().all(|u| matches!(u, Cow::Borrowed(_))));
         assert!(done.base.iter().all(|u| matches!(u, Cow::Borrowed(_))));
@@ -95,9 +79,8 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
     };
     kept(None, &[&text_type, &child]);
     kept(Some(&text_type), &[&child]);
-    // The type arrives after its child was merged.
-    kept(Some(&child), &[&text_type]);
-    // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
+    kept(Some(&child), &[&text_type]); // the type arrives after its child was merged
+                                       // A parent nobody has sent: pending in Yjs and yrs until it arrives, so kept.
     kept(None, &[&child]);
     let elsewhere = one_struct_update(5, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']));
     kept(Some(&elsewhere), &[&child, &elsewhere]);
@@ -120,76 +103,4 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
     kept(Some(&rich), &[&made, &edit]);
     kept(Some(&made), &[&edit]);
     kept(None, &[&rich_document(true), &made, &edit]);
-}
-
-/// Compaction stores whether an item of the snapshot waits for a parent it lacks; only then is
-/// the snapshot read again for a log of Strings (invariant 22).
-#[test]
-fn a_snapshot_is_read_again_only_while_an_item_waits_for_its_parent() {
-    let string = one_struct_update(9, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']));
-    let text_type = one_struct_update(
-        9,
-        &root_item(BLOCK_ITEM_TYPE_REF_NUMBER, "map", &[TYPE_REFS_TEXT]),
-    );
-    let child = child_of_client_9s_first_struct();
-    let other = one_struct_update(5, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "u", &[1, b'x']));
-
-    // The child waits for <9#0>: the merge says so, and so would the snapshot it becomes.
-    let waiting = merge_all(None, &[&other, &child]);
-    assert!(waiting.absent_parents);
-    // Then the String arrives: the snapshot is read and its child made GC.
-    let flagged = Base {
-        update: &waiting.state,
-        absent_parents: waiting.absent_parents,
-    };
-    let merged = merge_all(Some(flagged), &[&string]);
-    assert_eq!(merged.gc_items, 1);
-    validate_update(&merged.state).expect("sound");
-    assert!(!merged.absent_parents);
-    // Or a type arrives: the child is kept. A log of types does not have the snapshot read, so
-    // the flag stays set until a log that does (one with a String) finds nothing waiting.
-    let merged = merge_all(Some(flagged), &[&text_type]);
-    assert_eq!(merged.gc_items, 0);
-    assert!(merged.absent_parents);
-    let typed = one_struct_update(6, &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "u", &[1, b'y']));
-    let base = Base {
-        update: &merged.state,
-        absent_parents: merged.absent_parents,
-    };
-    let merged = merge_all(Some(base), &[&typed]);
-    assert_eq!(merged.gc_items, 0);
-    assert!(!merged.absent_parents);
-
-    // A snapshot whose items wait for nothing is not read for a log of Strings, and stays so.
-    let settled = merge_all(None, &[&text_type, &other]);
-    assert!(!settled.absent_parents);
-    let base = Base {
-        update: &settled.state,
-        absent_parents: false,
-    };
-    let done =
-        gc_items_under_non_types(Some(base), std::slice::from_ref(&string)).expect("readable");
-    assert!(!done.absent_parents);
-    assert!(matches!(done.base, Some(Cow::Borrowed(_))));
-    // The flag is what decides: recorded wrongly, the waiting child would not be found.
-    let trusted = Base {
-        update: &waiting.state,
-        absent_parents: false,
-    };
-    let done =
-        gc_items_under_non_types(Some(trusted), std::slice::from_ref(&string)).expect("readable");
-    assert_eq!(done.replaced, 0);
-
-    // A log naming a parent it lacks still has the snapshot read, whatever its flag.
-    let done =
-        gc_items_under_non_types(Some(base), std::slice::from_ref(&child)).expect("readable");
-    assert_eq!(done.replaced, 0);
-    assert!(
-        !done.absent_parents,
-        "the type in the snapshot is the child's parent"
-    );
-    // Unknown stays unknown when nothing asks for the snapshot to be read (a log of types).
-    let types = [text_type];
-    let done = gc_items_under_non_types(Some(unknown(&settled.state)), &types).expect("readable");
-    assert!(done.absent_parents);
 }
