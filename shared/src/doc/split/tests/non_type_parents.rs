@@ -104,3 +104,26 @@ fn children_of_types_and_of_parents_not_yet_here_are_kept() {
     kept(Some(&made), &[&edit]);
     kept(None, &[&rich_document(true), &made, &edit]);
 }
+
+/// Found by afl (seventh run): the log holds a parent's ID as GC, the snapshot holds the same ID
+/// inside a longer String, and yrs' merge keeps the String. The log alone says the parent is
+/// here, so the snapshot must be read whenever a log item names a parent by ID.
+#[test]
+fn a_parent_the_log_holds_as_gc_is_looked_up_in_the_snapshot_too() {
+    let string = one_struct_update(
+        9,
+        &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[3, b's', b's', b's']),
+    );
+    // A GC of length 1 at <9#1>: one section, one struct, client 9, clock 1; no deletions.
+    let gc = vec![1, 1, 9, 1, 0, 1, 0];
+    let child_type = one_struct_update(4, &[BLOCK_ITEM_TYPE_REF_NUMBER, 0, 9, 1, TYPE_REFS_TEXT]);
+    validate_update(&child_type).expect("the child alone");
+    let unfixed = merge(&[&string, &gc, &child_type]).expect("yrs merges them");
+    assert!(
+        check_references(&unfixed).is_err(),
+        "the merge keeps the String"
+    );
+    let merged = merge_room(Some(string), vec![gc, child_type]).expect("merges");
+    assert_eq!(merged.gc_items, 1);
+    validate_update(&merged.state).expect("the merged state is sound");
+}
