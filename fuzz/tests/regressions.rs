@@ -268,13 +268,13 @@ fn a_state_with_pending_structs_is_cut_around_them() {
 /// whose left origin lies inside it, right of its right origin. yrs applied the update, but
 /// integrating yrs' own encoding of the document it made gave another document (more deleted),
 /// and the sync step 2 pieces of that encoding yet another. `check_references` now refuses an
-/// item that names the inside of a map entry (Yjs writes one value per entry, and a new value
+/// item that names the inside of a live map entry (Yjs writes one value per entry, and a new value
 /// names the last unit of the one before).
 #[test]
 fn an_update_whose_encoding_rebuilds_another_document_is_refused() {
     refused_update(
         "format-crossing-origins-rebuilds-differently",
-        "names the inside of a map entry of 9 units",
+        "names the inside of a live map entry of 9 units",
     );
 }
 
@@ -326,14 +326,16 @@ fn a_merge_only_a_debug_build_of_yrs_overflows_on_is_served() {
 /// client nobody has). The sync answer was cut around the pending item (invariant 26), but the
 /// document the pieces built had the entry split in two, and yrs read the second half,
 /// integrated again, as a new value of that key that deleted the first. `check_references` now
-/// refuses an item that names the inside of a map entry. (A first rule, refusing live entries of
-/// several units, made the pieces of honest deleted entries fail validation: their delete set
-/// travels in a piece of its own. afl found that in minutes.)
+/// refuses an item that names the inside of a live map entry. (A first rule, refusing live
+/// entries of several units, made the pieces of honest deleted entries fail validation: their
+/// delete set travels in a piece of its own. afl found that in minutes. A second, refusing any
+/// entry named inside, refused what Yjs writes when two clients set one key: see
+/// `shared/src/doc/split/tests/map_entries.rs`.)
 #[test]
 fn an_item_naming_the_inside_of_a_map_entry_is_refused() {
     refused_update(
         "map-entry-split-by-a-pending-item",
-        "names the inside of a map entry of 2 units",
+        "names the inside of a live map entry of 2 units",
     );
 }
 
@@ -361,16 +363,16 @@ fn a_snapshot_item_whose_string_parent_arrives_later_merges_as_gc() {
     }
 }
 
-/// Still open (issue 10), seventh long run (`on_message`, 2 inputs): `check_references` refuses
-/// an item that names the inside of a map entry of its own update, but not of another update in
-/// the room. Each update validates alone; their merge names the inside of a map entry, which the
-/// server's own validator refuses in the state it sends. The fix needs invariant 22's cross-update
-/// pass to judge origins as well as parents. `cargo test -p ylambda-fuzz -- --ignored` replays it.
+/// Found by afl on the `on_message` target (seventh long run, 2 inputs, and 10 more on the code
+/// of stop 25): `check_references` refuses an item that names the inside of a live map entry of
+/// its own update, but not of another update in the room. Each update validated alone; their
+/// merge named the inside of a live entry, which the server's own validator refused in the
+/// state it sent. The merged state now gets such items as GC (invariant 27,
+/// `split::gc_items_naming_live_entries`).
 #[test]
-#[ignore = "open finding of the seventh afl run (issue 10)"]
-fn open_finding_an_item_naming_the_inside_of_another_updates_map_entry() {
+fn an_item_naming_the_inside_of_another_updates_live_map_entry_merges_as_gc() {
     replay(
         "on_message",
-        &regression_input("on_message-open/an-item-naming-the-inside-of-another-updates-map-entry"),
+        &regression_input("on_message/an-item-naming-the-inside-of-another-updates-live-map-entry"),
     );
 }

@@ -108,7 +108,8 @@ pub fn merge<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>, DocError> {
 #[derive(Debug)]
 pub struct MergedRoom {
     pub state: Vec<u8>,
-    /// Items whose parent is not a type, merged as GC ([`merge_room`]).
+    /// Items merged as GC ([`merge_room`]): their parent is not a type, or they name the inside
+    /// of a live map entry.
     pub gc_items: usize,
     /// Why the updates were merged without that check: one of them is an update the crate's
     /// reader refuses (a snapshot some older version wrote, say; every log entry passed it).
@@ -118,7 +119,9 @@ pub struct MergedRoom {
 /// Merges a room's snapshot and log into its state. Each update was validated alone; together,
 /// one may name as parent an item of another that is not a type, which yrs refuses or panics on:
 /// such items become GC first, as Yjs integrates them (ARCHITECTURE.md invariant 22,
-/// [`super::split::gc_items_under_non_types`]).
+/// [`super::split::gc_items_under_non_types`]). Then an item of the merged state that names the
+/// inside of a live map entry, which two updates can make though neither holds one, becomes GC
+/// too (invariant 27, [`super::split::gc_items_naming_live_entries`]).
 ///
 /// Takes the updates by value: a room with nothing in its log (the common case for a document
 /// at rest) is its snapshot as stored, returned without a copy (10 MB copied was ~10% of the
@@ -154,9 +157,17 @@ pub fn merge_room(
             Some(e.to_string()),
         ),
     };
+    let state = merge_onto(base, &to_merge)?;
+    // The entry and the item naming its inside may come in different updates, each valid alone.
+    let (state, named_inside, unchecked) = match super::split::gc_items_naming_live_entries(&state)
+    {
+        Ok(Some((state, count))) => (state, count, unchecked),
+        Ok(None) => (state, 0, unchecked),
+        Err(e) => (state, 0, unchecked.or_else(|| Some(e.to_string()))),
+    };
     Ok(MergedRoom {
-        state: merge_onto(base, &to_merge)?,
-        gc_items,
+        state,
+        gc_items: gc_items + named_inside,
         unchecked,
     })
 }

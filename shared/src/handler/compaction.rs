@@ -126,7 +126,8 @@ fn merge_room_state(
         tracing::warn!(
             room,
             items = merged.gc_items,
-            "items whose parent is not a type (written by no Yjs client) merged as GC, as Yjs does"
+            "items no Yjs client writes merged as GC (under a parent that is not a type, or \
+             naming the inside of a live map entry)"
         );
     }
     Ok(merged.state)

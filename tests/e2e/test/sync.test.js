@@ -47,6 +47,28 @@ test('two providers converge on concurrent edits; a third joining later gets the
   await waitFor(() => a.text.toString().startsWith('gamma ') && b.text.toString().startsWith('gamma '), 10000, 'c\'s edit reaches a and b')
 })
 
+test('a value set under a map key while its writer overwrote it twice reaches the room, and a late joiner reads it', async () => {
+  // Offline, x sets "k" three times and y, having seen only the first, sets it once: x's state
+  // holds its old values as one deleted struct of 3 units, and y's value names the first of them.
+  const x = new Y.Doc()
+  x.clientID = 1
+  const y = new Y.Doc()
+  y.clientID = 2
+  x.getMap('m').set('k', 1)
+  Y.applyUpdate(y, Y.encodeStateAsUpdate(x))
+  x.getMap('m').set('k', 2)
+  x.getMap('m').set('k', 3)
+  y.getMap('m').set('k', 'b')
+  Y.applyUpdate(x, Y.encodeStateAsUpdate(y))
+  assert.equal(x.getMap('m').get('k'), 'b')
+  const room = roomName('map-sets')
+  await syncedClient(server, room, { doc: x })
+  const late = await syncedClient(server, room)
+  await waitFor(() => late.doc.getMap('m').get('k') === 'b', 10000,
+    () => `the late joiner reads "b"; got ${JSON.stringify(late.doc.getMap('m').toJSON())}`)
+  assert.deepEqual(Y.encodeStateVector(late.doc), Y.encodeStateVector(x))
+})
+
 test('a late joiner gets the state of a room whose writers already left', async () => {
   const room = roomName('left')
   const a = await syncedClient(server, room)

@@ -67,6 +67,7 @@
 mod cut;
 mod delete_set;
 mod integration;
+mod map_entries;
 mod non_type_parents;
 mod parse;
 mod references;
@@ -78,6 +79,7 @@ mod tests;
 use crate::codec::CodecError;
 use delete_set::pack_delete_set;
 pub use integration::integrates_whole;
+pub use map_entries::gc_items_naming_live_entries;
 pub use non_type_parents::{gc_items_under_non_types, WithoutOrphans};
 use parse::parse_update;
 pub use references::{check_references, CLOCK_LIMIT};
@@ -131,9 +133,11 @@ fn split_parsed(
     max_piece_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, SplitError> {
     let mut packer = StructPacker::new(max_piece_bytes);
+    let mut deletions = map_entries::DeletionsKept::of(parsed);
     for section in &parsed.sections {
         for span in section.structs.iter().filter(|span| !span.is_skip) {
-            packer.place(update, section.client, span)?;
+            let deleted = deletions.carried_with(section.client, span);
+            packer.place(update, section.client, span, &deleted)?;
         }
     }
     let mut pieces = packer.finish();

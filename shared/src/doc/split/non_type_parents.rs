@@ -214,7 +214,7 @@ impl Kinds {
 
 /// `update` with each of `spans` (sorted by position) written as a GC struct of its length: the
 /// section headers keep their counts and clocks, so nothing else moves.
-fn with_gc_structs(update: &[u8], spans: &[&StructSpan]) -> Vec<u8> {
+pub(super) fn with_gc_structs(update: &[u8], spans: &[&StructSpan]) -> Vec<u8> {
     let mut out = Vec::with_capacity(update.len());
     let mut copied_to = 0;
     for span in spans {

@@ -23,6 +23,9 @@ struct Run<'a> {
 struct StructPiece<'a> {
     runs: Vec<Run<'a>>,
     clients: HashSet<u64>,
+    /// Deletions of its own structs it carries (`map_entries`: a deleted entry that kept its
+    /// content), (clock, length) by client; usually none.
+    deleted: Vec<(u64, Vec<(u32, u32)>)>,
     size: usize,
 }
 
@@ -40,6 +43,7 @@ impl<'a> StructPiece<'a> {
         StructPiece {
             runs: Vec::new(),
             clients: HashSet::new(),
+            deleted: Vec::new(),
             // No sections, empty delete set.
             size: EMPTY_UPDATE.len(),
         }
@@ -87,6 +91,16 @@ impl<'a> StructPiece<'a> {
         }
     }
 
+    /// `plan` with `deletions` of `client` carried too.
+    fn with_deletions(&self, mut plan: Plan, client: u64, deletions: &[(u32, u32)]) -> Plan {
+        if !deletions.is_empty() {
+            let mut deleted = self.deleted.clone();
+            add_deletions(&mut deleted, client, deletions);
+            plan.size = plan.size - delete_set_len(&self.deleted) + delete_set_len(&deleted);
+        }
+        plan
+    }
+
     /// Adds a struct as `plan`, made by `plan()` for this struct on this piece as it is, says.
     fn push(&mut self, plan: Plan, client: u64, clock: u32, len: u32, bytes: Cow<'a, [u8]>) {
         self.size = plan.size;
@@ -123,8 +137,16 @@ impl<'a> StructPiece<'a> {
                 out.extend_from_slice(bytes);
             }
         }
-        // Empty delete set: deletions travel in pieces of their own.
-        write_var_uint(&mut out, 0);
+        // Deletions travel in pieces of their own, but for the few a struct here needs.
+        write_var_uint(&mut out, self.deleted.len() as u64);
+        for (client, ranges) in &self.deleted {
+            write_var_uint(&mut out, *client);
+            write_var_uint(&mut out, ranges.len() as u64);
+            for &(clock, len) in ranges {
+                write_var_uint(&mut out, u64::from(clock));
+                write_var_uint(&mut out, u64::from(len));
+            }
+        }
         debug_assert_eq!(out.len(), self.size);
         out
     }
@@ -159,24 +181,35 @@ impl<'a> StructPacker<'a> {
         self.pieces
     }
 
-    /// How a struct would join the current piece, if it fits there.
-    fn plan_within_limit(&self, client: u64, clock: u32, struct_len: usize) -> Option<Plan> {
+    /// How a struct would join the current piece, with `deletions` of its own, if it fits there.
+    fn plan_within_limit(
+        &self,
+        client: u64,
+        clock: u32,
+        struct_len: usize,
+        deletions: &[(u32, u32)],
+    ) -> Option<Plan> {
         self.piece
             .plan(client, clock, struct_len)
+            .map(|plan| self.piece.with_deletions(plan, client, deletions))
             .filter(|plan| plan.size <= self.max)
     }
 
+    /// Places a struct, with `deletions` of it that must travel in its piece (see
+    /// `map_entries`; usually none).
     pub(super) fn place(
         &mut self,
         input: &'a [u8],
         client: u64,
         span: &StructSpan,
+        deletions: &[(u32, u32)],
     ) -> Result<(), SplitError> {
         let bytes = &input[span.bytes.clone()];
         loop {
-            if let Some(plan) = self.plan_within_limit(client, span.clock, bytes.len()) {
+            if let Some(plan) = self.plan_within_limit(client, span.clock, bytes.len(), deletions) {
                 let bytes = Cow::Borrowed(bytes);
                 self.piece.push(plan, client, span.clock, span.len, bytes);
+                add_deletions(&mut self.piece.deleted, client, deletions);
                 return Ok(());
             }
             if span.cuttable {
@@ -185,8 +218,14 @@ impl<'a> StructPacker<'a> {
                 return self.place_cut(client, span.clock, bytes);
             }
             if self.piece.is_empty() {
+                let alone = StructPiece::new();
+                let size = alone
+                    .plan(client, span.clock, bytes.len())
+                    .map_or(usize::MAX, |plan| {
+                        alone.with_deletions(plan, client, deletions).size
+                    });
                 return Err(SplitError::Indivisible {
-                    size: lone_piece_size(client, span.clock, bytes.len()),
+                    size,
                     max: self.max,
                 });
             }
@@ -237,4 +276,34 @@ fn lone_piece_size(client: u64, clock: u32, struct_len: usize) -> usize {
     StructPiece::new()
         .plan(client, clock, struct_len)
         .map_or(usize::MAX, |plan| plan.size)
+}
+
+/// Adds `ranges` of `client` to a piece's delete set: yrs keeps only the last entry of a client,
+/// so a client has one.
+fn add_deletions(deleted: &mut Vec<(u64, Vec<(u32, u32)>)>, client: u64, ranges: &[(u32, u32)]) {
+    if ranges.is_empty() {
+        return;
+    }
+    match deleted.iter_mut().find(|(c, _)| *c == client) {
+        Some((_, existing)) => existing.extend_from_slice(ranges),
+        None => deleted.push((client, ranges.to_vec())),
+    }
+}
+
+/// The encoded length of a delete set.
+fn delete_set_len(deleted: &[(u64, Vec<(u32, u32)>)]) -> usize {
+    var_uint_len(deleted.len() as u64)
+        + deleted
+            .iter()
+            .map(|(client, ranges)| {
+                var_uint_len(*client)
+                    + var_uint_len(ranges.len() as u64)
+                    + ranges
+                        .iter()
+                        .map(|&(clock, len)| {
+                            var_uint_len(u64::from(clock)) + var_uint_len(u64::from(len))
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
 }

@@ -5,6 +5,7 @@ mod documents;
 mod hand_made;
 mod integration;
 mod malformed;
+mod map_entries;
 mod non_type_parents;
 mod references;
 mod state_vector;

@@ -203,6 +203,6 @@ fn an_item_naming_the_inside_of_a_map_entry_is_refused() {
     check_references(&with(HAS_RIGHT_ORIGIN, 0)).expect("before the first unit");
     for inside in [with(HAS_ORIGIN, 0), with(HAS_RIGHT_ORIGIN, 1)] {
         yrs_takes(&inside);
-        assert_refused(&inside, "names the inside of a map entry of 2 units");
+        assert_refused(&inside, "names the inside of a live map entry of 2 units");
     }
 }
