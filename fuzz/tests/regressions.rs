@@ -376,3 +376,15 @@ fn an_item_naming_the_inside_of_another_updates_live_map_entry_merges_as_gc() {
         &regression_input("on_message/an-item-naming-the-inside-of-another-updates-live-map-entry"),
     );
 }
+
+/// Found by afl on the `on_message` target (eighth long run, 1 input): 55 KB sent in 64-byte
+/// pieces, more than the 1,000 messages in 10 s a connection may send. The handler closed the
+/// connection for the rate (`PolicyViolation`), as it should; the harness took any error but
+/// `BadRequest` for a crash. A harness false positive: it now takes both.
+#[test]
+fn more_frames_than_the_message_rate_allows_close_the_connection() {
+    replay(
+        "on_message",
+        &regression_input("on_message/more-frames-than-the-message-rate-allows"),
+    );
+}

@@ -33,9 +33,9 @@ const ROOM: &str = "r";
 /// before its next operation; every connection disconnects at the end (the last one out
 /// compacts the room). Limits are small so that pieces, splitting and compaction all happen.
 ///
-/// Properties: no error but `BadRequest` (a backend or "stored document unreadable" error means
-/// bad data got in); every frame the server posts is signaling JSON, or base64 y-websocket that
-/// decodes, whose updates validate.
+/// Properties: no error but `BadRequest` or `PolicyViolation` (a backend or "stored document
+/// unreadable" error means bad data got in); every frame the server posts is signaling JSON, or
+/// base64 y-websocket that decodes, whose updates validate.
 pub fn on_message(data: &[u8]) {
     runtime().block_on(run(data));
 }
@@ -140,7 +140,9 @@ async fn disconnect(handler: &Handler, id: &str) {
 
 async fn send(handler: &Handler, id: &str, body: &str) {
     match handler.on_message(id, ENDPOINT, body).await {
-        Ok(()) | Err(HandlerError::BadRequest(_)) => {}
+        // The handler closes the connection for either: bad input, or a limit it broke (the
+        // message rate counts every frame, and an input can hold more than 1,000 of them).
+        Ok(()) | Err(HandlerError::BadRequest(_) | HandlerError::PolicyViolation(_)) => {}
         Err(e) => panic!("$default from {id} failed with more than a bad request: {e}"),
     }
 }
