@@ -70,7 +70,8 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
     let read_base = base.is_some()
         && log_parsed
             .iter()
-            .any(|update| holds_non_types(update) || !named_parents([update]).is_empty());
+            .flat_map(|update| update.sections.iter().flat_map(|s| &s.structs))
+            .any(|span| is_non_type(span.content) || span.refs.parent.is_some());
     let base_parsed = match base {
         Some(base) if read_base => Some(parse_update(base)?),
         _ => None,
@@ -82,12 +83,11 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .zip(&base_parsed)
         .chain(log.iter().map(AsRef::as_ref).zip(&log_parsed))
         .collect();
-    let all_parsed: Vec<&ParsedUpdate> = updates.iter().map(|&(_, parsed)| parsed).collect();
-    let named = named_parents(all_parsed.iter().copied());
+    let named = named_parents(updates.iter().map(|&(_, parsed)| parsed));
     if named.is_empty() {
         return Ok(unchanged());
     }
-    let kinds = Kinds::of(all_parsed.iter().copied(), &clients(&named));
+    let kinds = Kinds::of(updates.iter().map(|&(_, parsed)| parsed), &clients(&named));
     let mut replaced = 0;
     let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(updates.len());
     for (update, parsed) in updates {
@@ -115,15 +115,6 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         log: out.collect(),
         replaced,
     })
-}
-
-/// Whether an update holds an item that cannot be a parent.
-fn holds_non_types(update: &ParsedUpdate) -> bool {
-    update
-        .sections
-        .iter()
-        .flat_map(|section| &section.structs)
-        .any(|span| is_non_type(span.content))
 }
 
 fn is_non_type(content: Content) -> bool {
