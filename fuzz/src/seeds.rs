@@ -176,6 +176,37 @@ fn documents() -> Vec<(String, Vec<u8>)> {
     }
     out.push(("long-string".to_string(), state(&alice)));
     out.push(("two-clients".to_string(), state(&bob)));
+    // Two clients setting one key, one of them three times: its old values merge into one
+    // deleted struct that the other's value names inside (with garbage collection, Deleted
+    // content; without, Any content the delete set covers).
+    for (name, skip_gc) in [
+        ("concurrent-map-sets", false),
+        ("concurrent-map-sets-no-gc", true),
+    ] {
+        let new = |client| {
+            Doc::with_options(yrs::Options {
+                client_id: yrs::ClientID::new(client),
+                skip_gc,
+                ..yrs::Options::default()
+            })
+        };
+        let (first, second) = (new(1), new(2));
+        let set = |doc: &Doc, value: Any| {
+            let map = doc.get_or_insert_map("m");
+            map.insert(&mut doc.transact_mut(), "k", value);
+        };
+        let apply = |doc: &Doc, update: &[u8]| {
+            let update = yrs::Update::decode_v1(update).expect("own update");
+            doc.transact_mut().apply_update(update).expect("applies");
+        };
+        set(&first, Any::from(1));
+        apply(&second, &state(&first));
+        set(&first, Any::from(2));
+        set(&first, Any::from(3));
+        set(&second, Any::from("b"));
+        apply(&first, &state(&second));
+        out.push((name.to_string(), state(&first)));
+    }
     out.push(("empty".to_string(), vec![0, 0]));
     out
 }
