@@ -1,6 +1,6 @@
 //! Reading a v1 update from end to end: its sections, structs and delete set, as positions in
 //! the input, and the parts of an item that cutting needs.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use yrs::block::{
@@ -167,23 +167,30 @@ fn keep_map_entries_whole(sections: &mut [ClientSection]) {
         (u64::from(clock) < u64::from(span.clock) + u64::from(span.len)).then_some((*s, i))
     };
     // Each span's answer, found by following origins with an explicit stack (chains can be as
-    // long as the update), each span resolved once.
-    let mut known: HashMap<(usize, usize), bool> = HashMap::new();
-    let mut marks = Vec::new();
-    // Reused for every span: this runs on every update the server validates.
+    // long as the update), each span resolved once. Spans are numbered section by section: this
+    // runs on every update the server validates and every state it merges, so the answers sit in
+    // a flat list rather than a map.
+    let mut first_of_section = Vec::with_capacity(sections.len());
+    let mut total = 0;
+    for section in sections.iter() {
+        first_of_section.push(total);
+        total += section.structs.len();
+    }
+    let number = |(s, i): (usize, usize)| first_of_section[s] + i;
+    let mut answers = vec![Answer::Unknown; total];
     let mut path = Vec::new();
-    let mut on_path = HashSet::new();
     for s in 0..sections.len() {
         for i in 0..sections[s].structs.len() {
             path.clear();
-            on_path.clear();
             let mut at = (s, i);
             let answer = loop {
-                if let Some(&known) = known.get(&at) {
-                    break known;
+                match answers[number(at)] {
+                    Answer::Entry => break true,
+                    Answer::NotEntry | Answer::OnPath => break false,
+                    Answer::Unknown => {}
                 }
                 let span = &sections[at.0].structs[at.1];
-                if !matches!(span.content, Content::Item(_)) || !on_path.insert(at) {
+                if !matches!(span.content, Content::Item(_)) {
                     break false;
                 }
                 if span.refs.parent_sub {
@@ -192,25 +199,44 @@ fn keep_map_entries_whole(sections: &mut [ClientSection]) {
                 if span.refs.parent.is_some() {
                     break false;
                 }
+                answers[number(at)] = Answer::OnPath;
                 path.push(at);
                 match span.refs.origin.or(span.refs.right_origin).and_then(find) {
                     Some(next) => at = next,
                     None => break false,
                 }
             };
+            let answer = if answer {
+                Answer::Entry
+            } else {
+                Answer::NotEntry
+            };
             for &step in &path {
-                known.insert(step, answer);
+                answers[number(step)] = answer;
             }
-            known.entry((s, i)).or_insert(answer);
-            if known.get(&(s, i)) == Some(&true) {
-                marks.push((s, i));
+            if answers[number((s, i))] == Answer::Unknown {
+                answers[number((s, i))] = answer;
             }
         }
     }
-    for (s, i) in marks {
-        sections[s].structs[i].cuttable = false;
-        sections[s].structs[i].map_entry = true;
+    for (s, section) in sections.iter_mut().enumerate() {
+        for (i, span) in section.structs.iter_mut().enumerate() {
+            if answers[first_of_section[s] + i] == Answer::Entry {
+                span.cuttable = false;
+                span.map_entry = true;
+            }
+        }
     }
+}
+
+/// Whether a span is a map entry, as far as the walk knows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Unknown,
+    /// On the chain being followed: met again, it is a cycle (no entry).
+    OnPath,
+    Entry,
+    NotEntry,
 }
 
 fn read_delete_set(reader: &mut Reader<'_>) -> Result<Vec<DeleteSetEntry>, SplitError> {
