@@ -159,11 +159,15 @@ pub fn merge_room(
     };
     let state = merge_onto(base, &to_merge)?;
     // The entry and the item naming its inside may come in different updates, each valid alone.
-    let (state, named_inside, unchecked) = match super::split::gc_items_naming_live_entries(&state)
-    {
-        Ok(Some((state, count))) => (state, count, unchecked),
-        Ok(None) => (state, 0, unchecked),
-        Err(e) => (state, 0, unchecked.or_else(|| Some(e.to_string()))),
+    // A room whose updates hold no map key (text alone) has no entry: the state is not read.
+    let map_keys = checked.as_ref().ok().and_then(|checked| checked.map_keys);
+    let (state, named_inside, unchecked) = match map_keys {
+        Some(false) => (state, 0, unchecked),
+        _ => match super::split::gc_items_naming_live_entries(&state) {
+            Ok(Some((state, count))) => (state, count, unchecked),
+            Ok(None) => (state, 0, unchecked),
+            Err(e) => (state, 0, unchecked.or_else(|| Some(e.to_string()))),
+        },
     };
     Ok(MergedRoom {
         state,

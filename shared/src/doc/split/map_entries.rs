@@ -94,7 +94,7 @@ impl<'a> StructIndex<'a> {
     }
 
     fn is_live(&self, client: u64, span: &StructSpan) -> bool {
-        if matches!(span.content, Content::Item(BLOCK_ITEM_DELETED_REF_NUMBER)) {
+        if has_deleted_content(span) {
             return false;
         }
         let deleted = self.deleted.get_or_init(|| deleted_ranges(self.delete_set));
@@ -108,6 +108,10 @@ impl<'a> StructIndex<'a> {
         !at.checked_sub(1)
             .is_some_and(|i| ranges[i].0 <= start && ranges[i].1 >= end)
     }
+}
+
+fn has_deleted_content(span: &StructSpan) -> bool {
+    matches!(span.content, Content::Item(BLOCK_ITEM_DELETED_REF_NUMBER))
 }
 
 /// Which unit of a struct another may name.
@@ -137,10 +141,7 @@ impl<'a> DeletionsKept<'a> {
 
     /// The (clock, length) ranges of the delete set over `span`, if it is such an entry.
     pub(super) fn carried_with(&mut self, client: u64, span: &StructSpan) -> Vec<(u32, u32)> {
-        if !span.map_entry
-            || span.len < 2
-            || matches!(span.content, Content::Item(BLOCK_ITEM_DELETED_REF_NUMBER))
-        {
+        if !span.map_entry || span.len < 2 || has_deleted_content(span) {
             return Vec::new();
         }
         let deleted = self
@@ -196,6 +197,16 @@ fn deleted_ranges(delete_set: &[DeleteSetEntry]) -> HashMap<u64, Vec<(u64, u64)>
 /// be one that yrs encodes back as it reads it, and that the server's own checks take.
 pub fn gc_items_naming_live_entries(state: &[u8]) -> Result<Option<(Vec<u8>, usize)>, SplitError> {
     let parsed = parse_update(state)?;
+    // Most states hold no entry of several units that is live by its content: nothing to look
+    // up then (an entry of Deleted content is never live).
+    let candidates = parsed
+        .sections
+        .iter()
+        .flat_map(|section| &section.structs)
+        .any(|span| span.map_entry && span.len > 1 && !has_deleted_content(span));
+    if !candidates {
+        return Ok(None);
+    }
     let index = StructIndex::of(&parsed)?;
     let mut naming: Vec<&StructSpan> = parsed
         .sections

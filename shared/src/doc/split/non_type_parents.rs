@@ -31,6 +31,10 @@ pub struct WithoutOrphans<'a> {
     pub log: Vec<Cow<'a, [u8]>>,
     /// Items written as GC.
     pub replaced: usize,
+    /// Whether an update holds an item written under a map key; `None` when not every update
+    /// was read. Without one the merged state holds no map entry (`map_entries` needs not read
+    /// it).
+    pub map_keys: Option<bool>,
 }
 
 /// The snapshot and log with every item whose parent ID names, in either, an item that is
@@ -52,14 +56,15 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
     base: Option<&'a [u8]>,
     log: &'a [B],
 ) -> Result<WithoutOrphans<'a>, SplitError> {
-    let unchanged = || WithoutOrphans {
+    let unchanged = |map_keys| WithoutOrphans {
         base: base.map(Cow::Borrowed),
         log: log.iter().map(|u| Cow::Borrowed(u.as_ref())).collect(),
         replaced: 0,
+        map_keys,
     };
     if log.is_empty() || (base.is_none() && log.len() == 1) {
         // One update alone was checked when it was validated.
-        return Ok(unchanged());
+        return Ok(unchanged(None));
     }
     let log_parsed: Vec<ParsedUpdate> = log
         .iter()
@@ -83,9 +88,15 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         .zip(&base_parsed)
         .chain(log.iter().map(AsRef::as_ref).zip(&log_parsed))
         .collect();
+    let map_keys = (base.is_none() || read_base).then(|| {
+        updates
+            .iter()
+            .flat_map(|(_, parsed)| parsed.sections.iter().flat_map(|s| &s.structs))
+            .any(|span| span.refs.parent_sub)
+    });
     let named = named_parents(updates.iter().map(|&(_, parsed)| parsed));
     if named.is_empty() {
-        return Ok(unchanged());
+        return Ok(unchanged(map_keys));
     }
     let kinds = Kinds::of(updates.iter().map(|&(_, parsed)| parsed), &clients(&named));
     let mut replaced = 0;
@@ -114,6 +125,7 @@ pub fn gc_items_under_non_types<'a, B: AsRef<[u8]>>(
         base,
         log: out.collect(),
         replaced,
+        map_keys,
     })
 }
 

@@ -7,7 +7,9 @@ use yrs::block::{
 use yrs::{Map, Out};
 
 use super::*;
-use crate::doc::split::{check_references, gc_items_naming_live_entries, SplitError};
+use crate::doc::split::{
+    check_references, gc_items_naming_live_entries, gc_items_under_non_types, SplitError,
+};
 use crate::doc::{merge, merge_room, state_vector, validate_update};
 
 /// Yjs 13.6: client 1 set key "k" of map "m" three times; client 2 set it once, having seen
@@ -192,4 +194,31 @@ fn pieces_of_concurrent_sets_each_pass() {
             }
         }
     }
+}
+
+#[test]
+fn the_merged_state_is_read_for_entries_unless_no_update_holds_a_map_key() {
+    let text = |client| {
+        one_struct_update(
+            client,
+            &root_item(BLOCK_ITEM_STRING_REF_NUMBER, "t", &[1, b's']),
+        )
+    };
+    let keyed = update_of(&[&entry(BLOCK_ITEM_STRING_REF_NUMBER, &[1, b'a'])], &[]);
+    let map_keys = |base: Option<&[u8]>, log: &[&Vec<u8>]| {
+        gc_items_under_non_types(base, log)
+            .expect("readable")
+            .map_keys
+    };
+    assert_eq!(map_keys(None, &[&text(4), &text(5)]), Some(false));
+    assert_eq!(map_keys(None, &[&text(4), &keyed]), Some(true));
+    assert_eq!(
+        map_keys(Some(&keyed), &[&text(4)]),
+        Some(true),
+        "a log of Strings reads the snapshot"
+    );
+    // A log of deletions leaves the snapshot unread: whether it holds a key is not known, and
+    // merge_room reads the merged state.
+    let deletion = vec![0, 1, 9, 1, 0, 1];
+    assert_eq!(map_keys(Some(&keyed), &[&deletion]), None);
 }
