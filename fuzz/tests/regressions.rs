@@ -388,3 +388,19 @@ fn more_frames_than_the_message_rate_allows_close_the_connection() {
         &regression_input("on_message/more-frames-than-the-message-rate-allows"),
     );
 }
+
+/// Found by afl on the `update` target (ninth run, 12 inputs, one kind, minutes after the map
+/// entry rule of 4d9817b): a map entry of several units that kept its content, deleted by the
+/// update's delete set, named inside by another item, and all of it pending (its parent is in
+/// no update). The sync answer sent the pending structs and the pending deletions as two
+/// updates, so the first held an entry that looked live, and was refused. They now travel
+/// together in one update.
+#[test]
+fn a_pending_deleted_map_entry_travels_with_its_deletion() {
+    for name in [
+        "pending-deleted-map-entry-named-inside",
+        "pending-deleted-map-entry-of-3-units-named-inside",
+    ] {
+        replay("update", &regression_input(&format!("update/{name}")));
+    }
+}

@@ -105,7 +105,7 @@ pub fn cut_or_keep_whole(
 }
 
 /// What the client lacks of what integrates, cut, then the pending structs and the pending
-/// deletions, each in one update.
+/// deletions together in one update.
 fn cut_around_pending(
     state: &[u8],
     client: &StateVector,
@@ -118,16 +118,27 @@ fn cut_around_pending(
         let txn = doc.transact();
         let integrated = txn.encode_diff_v1(client);
         let store = txn.store();
-        let mut pending = Vec::new();
-        if let Some(structs) = store.pending_update() {
-            pending.push(structs.update.encode_v1());
-        }
-        if let Some(deletions) = store.pending_ds() {
+        let structs = store
+            .pending_update()
+            .map(|pending| pending.update.encode_v1());
+        let deletions = store.pending_ds().map(|deletions| {
             // An update with no structs: a zero client count, then the delete set.
             let mut update = vec![0];
             update.extend(deletions.encode_v1());
-            pending.push(update);
-        }
+            update
+        });
+        let pending = match (structs, deletions) {
+            // Together: a pending map entry that kept its content is deleted by the pending
+            // delete set alone, and without it the update would be refused (an item may name
+            // the inside of a deleted entry only: split::map_entries; found by afl).
+            (Some(structs), Some(deletions)) => {
+                vec![
+                    yrs::merge_updates_v1([structs.as_slice(), deletions.as_slice()])
+                        .map_err(invalid)?,
+                ]
+            }
+            (structs, deletions) => structs.into_iter().chain(deletions).collect(),
+        };
         Ok::<_, DocError>((integrated, pending))
     })??;
     let (mut pieces, uncut) = cut_or_keep_whole(integrated, max_piece_bytes);
